@@ -1,0 +1,46 @@
+"""Root pytest configuration shared by every phase.
+
+- Hypothesis profiles: ``dev`` (the default, random) and ``ci`` (derandomized, chosen when
+  ``CI=true``). Both have ``deadline=None`` because numba compiles on the first call.
+- Every test is marked with its phase (``phase_02`` for ``phase_02_sequence/...``), so that
+  ``pytest -m phase_02`` runs one phase from anywhere.
+"""
+
+import os
+import re
+from pathlib import Path
+
+from hypothesis import HealthCheck, settings
+
+settings.register_profile(
+    "dev", deadline=None, max_examples=25, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.register_profile(
+    "ci",
+    deadline=None,
+    max_examples=25,
+    derandomize=True,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.load_profile("ci" if os.environ.get("CI", "").lower() == "true" else "dev")
+
+_PHASE_DIR = re.compile(r"^phase_(\d{2})_")
+
+
+def pytest_configure(config):
+    for number in range(10):
+        config.addinivalue_line("markers", f"phase_{number:02d}: tests of phase {number}")
+    config.addinivalue_line("markers", "slow: a test that takes more than a few seconds")
+
+
+def pytest_collection_modifyitems(config, items):
+    root = Path(__file__).parent
+    for item in items:
+        try:
+            top = Path(item.fspath).resolve().relative_to(root).parts[0]
+        except ValueError:
+            continue
+        match = _PHASE_DIR.match(top)
+        if match:
+            item.add_marker(f"phase_{match.group(1)}")

@@ -1,0 +1,56 @@
+"""Numerically stable softmax, log-softmax and log-sum-exp.
+
+Subtracting the maximum before exponentiating changes nothing mathematically
+(softmax(x) = softmax(x - c)) and keeps every ``exp`` at most 1, so logits of 1e4 do not overflow.
+Derivations: ``phase_00_math/notes/04_probability_and_information.md``.
+"""
+
+import numpy as np
+
+
+def logsumexp(x: np.ndarray, axis: int = -1, keepdims: bool = False) -> np.ndarray:
+    """``log(sum(exp(x)))`` along ``axis``, computed as ``m + log(sum(exp(x - m)))``."""
+    x = np.asarray(x)
+    m = np.max(x, axis=axis, keepdims=True)
+    m = np.where(np.isfinite(m), m, 0.0)
+    with np.errstate(divide="ignore"):  # a row of all -inf has log(0) = -inf, which is right
+        out = m + np.log(np.sum(np.exp(x - m), axis=axis, keepdims=True))
+    return out if keepdims else np.squeeze(out, axis=axis)
+
+
+def log_softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    """``x - logsumexp(x)``: log-probabilities, exact even where ``softmax`` underflows to 0."""
+    return x - logsumexp(x, axis=axis, keepdims=True)
+
+
+def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    """``exp(x - max) / sum(exp(x - max))`` along ``axis``."""
+    x = np.asarray(x)
+    e = np.exp(x - np.max(x, axis=axis, keepdims=True))
+    return e / np.sum(e, axis=axis, keepdims=True)
+
+
+def softmax_forward(x: np.ndarray, *, axis: int = -1):
+    """x: (..., K) -> p: (..., K), p = softmax(x) along ``axis``."""
+    p = softmax(x, axis=axis)
+    return p, (p, axis)
+
+
+def softmax_backward(dout: np.ndarray, cache):
+    """dx = p * (dout - sum(dout * p)): the softmax Jacobian applied without building it."""
+    p, axis = cache
+    dx = p * (dout - np.sum(dout * p, axis=axis, keepdims=True))
+    return (dx,)
+
+
+def log_softmax_forward(x: np.ndarray, *, axis: int = -1):
+    """x: (..., K) -> log p: (..., K)."""
+    out = log_softmax(x, axis=axis)
+    return out, (out, axis)
+
+
+def log_softmax_backward(dout: np.ndarray, cache):
+    """dx = dout - softmax(x) * sum(dout)."""
+    out, axis = cache
+    dx = dout - np.exp(out) * np.sum(dout, axis=axis, keepdims=True)
+    return (dx,)

@@ -1,0 +1,28 @@
+import math
+
+import numpy as np
+from hypothesis import given
+
+from phase_00_math.erf import erf, erf_reference
+from phase_00_math.strategies import seeds, shapes
+
+
+@given(shape=shapes(min_dims=0), seed=seeds())
+def test_kernel_matches_reference(shape, seed):
+    x = 3.0 * np.random.default_rng(seed).standard_normal(shape)
+    np.testing.assert_array_equal(erf(x), erf_reference(x))
+
+
+def test_known_values_and_symmetry():
+    x = np.array([0.0, 0.5, 1.0, -1.0, 6.0])
+    np.testing.assert_allclose(erf(x), [0.0, 0.5204998778130465, 0.8427007929497149,
+                                        -0.8427007929497149, 1.0], rtol=1e-15)
+    assert erf(np.float64(2.0)).shape == ()
+    assert math.isclose(float(erf(np.array(2.0))), math.erf(2.0))
+
+
+def test_keeps_float32_and_accepts_non_contiguous():
+    x = np.linspace(-2, 2, 12, dtype=np.float32).reshape(3, 4).T
+    out = erf(x)
+    assert out.dtype == np.float32 and out.shape == (4, 3)
+    np.testing.assert_allclose(out, erf_reference(x), rtol=1e-6)

@@ -1,0 +1,86 @@
+"""The structural rules of the project, as functions the tests apply to the tree and to
+planted violations (so each rule is shown able to fail)."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PHASE_DIR = re.compile(r"^phase_(\d{2})_[a-z0-9_]+$")
+NUMPY_ONLY_UP_TO = 5
+POINTER = re.compile(r"`?((?:[\w.-]+/)*[\w.-]+\.py)::([A-Za-z_][\w.]*)`?")
+
+
+def phase_dirs(root: Path = ROOT) -> list[Path]:
+    return sorted(p for p in root.iterdir() if p.is_dir() and PHASE_DIR.match(p.name))
+
+
+def phase_number(name: str) -> int | None:
+    match = re.match(r"^phase_(\d{2})_", name)
+    return int(match.group(1)) if match else None
+
+
+def imported_modules(source: str) -> list[tuple[int, str]]:
+    """(line, absolute module name) for every import statement; relative imports are skipped
+    because they stay inside their own phase."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.append((node.lineno, node.module))
+    return found
+
+
+def import_violations(root: Path = ROOT) -> list[str]:
+    """Every import of a later phase, and every torch import in phases 0 to 5."""
+    problems = []
+    for phase in phase_dirs(root):
+        own = phase_number(phase.name)
+        for path in sorted(phase.rglob("*.py")):
+            rel = path.relative_to(root)
+            for line, module in imported_modules(path.read_text(encoding="utf-8")):
+                top = module.split(".")[0]
+                other = phase_number(top)
+                if other is not None and other > own:
+                    problems.append(f"{rel}:{line} imports {top}, a later phase")
+                if top == "torch" and own <= NUMPY_ONLY_UP_TO:
+                    problems.append(f"{rel}:{line} imports torch, but phases 0-5 are NumPy only")
+    return problems
+
+
+def defined_names(source: str) -> set[str]:
+    """Top-level functions, classes and assignments, plus ``Class.method`` for methods."""
+    names: set[str] = set()
+    for node in ast.parse(source).body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+            if isinstance(node, ast.ClassDef):
+                names |= {f"{node.name}.{item.name}" for item in node.body
+                          if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef))}
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names |= {t.id for t in targets if isinstance(t, ast.Name)}
+    return names
+
+
+def note_files(root: Path = ROOT) -> list[Path]:
+    return sorted(p for phase in phase_dirs(root) for p in (phase / "notes").glob("*.md")) + \
+        sorted((root / "papers").glob("*.md"))
+
+
+def broken_pointers(root: Path = ROOT) -> list[str]:
+    """Every ``path.py::name`` in the notes that does not name an existing definition."""
+    problems = []
+    for note in note_files(root):
+        for number, line in enumerate(note.read_text(encoding="utf-8").splitlines(), 1):
+            for path, name in POINTER.findall(line):
+                where = f"{note.relative_to(root)}:{number}: {path}::{name}"
+                target = root / path
+                if not target.is_file():
+                    problems.append(f"{where} (no such file)")
+                elif name not in defined_names(target.read_text(encoding="utf-8")):
+                    problems.append(f"{where} (no such definition)")
+    return problems

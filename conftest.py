@@ -1,7 +1,8 @@
 """Root pytest configuration shared by every phase.
 
 - Hypothesis profiles: ``dev`` (the default, random) and ``ci`` (derandomized, chosen when
-  ``CI=true``). Both have ``deadline=None`` because numba compiles on the first call.
+  ``CI=true``), and ``thorough`` (500 examples a test, chosen with
+  ``HYPOTHESIS_PROFILE=thorough``). All have ``deadline=None``: numba compiles on the first call.
 - Every test is marked with its phase (``phase_02`` for ``phase_02_sequence/...``), so that
   ``pytest -m phase_02`` runs one phase from anywhere.
 """
@@ -23,7 +24,11 @@ settings.register_profile(
     print_blob=True,
     suppress_health_check=[HealthCheck.too_slow],
 )
-settings.load_profile("ci" if os.environ.get("CI", "").lower() == "true" else "dev")
+settings.register_profile(
+    "thorough", deadline=None, max_examples=500, suppress_health_check=[HealthCheck.too_slow]
+)
+_default = "ci" if os.environ.get("CI", "").lower() == "true" else "dev"
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", _default))
 
 _PHASE_DIR = re.compile(r"^phase_(\d{2})_")
 

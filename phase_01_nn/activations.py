@@ -9,7 +9,7 @@ import math
 
 import numpy as np
 
-from phase_00_math.erf import erf
+from phase_00_math.erf import normal_cdf
 from phase_01_nn.module import Module
 
 SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
@@ -58,28 +58,30 @@ def relu_backward(dout, positive):
 def gelu_forward(x: np.ndarray, *, approximate: str = "none"):
     """GELU(x) = x Phi(x) (Hendrycks and Gimpel 2016).
 
-    ``approximate="none"``: Phi(x) = (1 + erf(x / sqrt 2)) / 2, exact.
-    ``approximate="tanh"``: Phi(x) ~ (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) / 2, as in GPT-2.
+    ``approximate="none"``: Phi(x) = erfc(-x / sqrt 2) / 2, the exact normal CDF.
+    ``approximate="tanh"``: Phi(x) ~ (1 + tanh(u)) / 2 with u = sqrt(2/pi) (x + 0.044715 x^3),
+    as in GPT-2. It is computed as sigmoid(2u), the same number, because 1 + tanh(u) cancels to
+    nothing for x << 0 while the sigmoid keeps its digits.
     """
     if approximate == "none":
-        phi = 0.5 * (1.0 + erf(x / math.sqrt(2.0)))
-        return x * phi, (x, phi, approximate)
+        cdf = normal_cdf(x)
+        return x * cdf, (x, cdf, approximate)
     if approximate == "tanh":
-        t = np.tanh(SQRT_2_OVER_PI * (x + GELU_TANH_CUBIC * x**3))
-        return 0.5 * x * (1.0 + t), (x, t, approximate)
+        s = sigmoid(2.0 * SQRT_2_OVER_PI * (x + GELU_TANH_CUBIC * x**3))
+        return x * s, (x, s, approximate)
     raise ValueError(f"unknown GELU approximation {approximate!r}; choose 'none' or 'tanh'")
 
 
 def gelu_backward(dout, cache):
     """Exact: d/dx [x Phi(x)] = Phi(x) + x phi(x) with phi the normal density.
-    Tanh form: 0.5 (1 + t) + 0.5 x (1 - t^2) sqrt(2/pi) (1 + 3 * 0.044715 x^2)."""
-    x, value, approximate = cache
+    Tanh form, with s = sigmoid(2u): s + x * 2 s (1 - s) * sqrt(2/pi) (1 + 3 * 0.044715 x^2)."""
+    x, cdf_or_s, approximate = cache
     if approximate == "none":
         density = np.exp(-0.5 * x * x) / math.sqrt(2.0 * math.pi)
-        return (dout * (value + x * density),)
-    t = value
-    inner = SQRT_2_OVER_PI * (1.0 + 3.0 * GELU_TANH_CUBIC * x * x)
-    return (dout * (0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * inner),)
+        return (dout * (cdf_or_s + x * density),)
+    s = cdf_or_s
+    du_dx = SQRT_2_OVER_PI * (1.0 + 3.0 * GELU_TANH_CUBIC * x * x)
+    return (dout * (s + x * 2.0 * s * (1.0 - s) * du_dx),)
 
 
 class _Elementwise(Module):

@@ -6,8 +6,6 @@ character through one tanh hidden layer: logits = tanh(concat(C[ids]) W1 + b1) W
 Notes: ``phase_01_nn/notes/07_char_mlp.md``.
 """
 
-from __future__ import annotations
-
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -17,6 +15,7 @@ from phase_01_nn.activations import Tanh
 from phase_01_nn.embedding import Embedding
 from phase_01_nn.linear import Linear
 from phase_01_nn.module import Module, Sequential
+from phase_01_nn.vocabulary import CharVocabulary
 
 BOUNDARY = "."
 
@@ -67,28 +66,12 @@ class CharMLP(Sequential):
         return super().forward(ids)
 
 
-class Vocabulary:
-    """Characters <-> ids; id 0 is the boundary '.'."""
-
-    def __init__(self, chars: list[str]) -> None:
-        self.itos = chars
-        self.stoi = {ch: i for i, ch in enumerate(chars)}
-
-    @classmethod
-    def from_words(cls, words: list[str]) -> Vocabulary:
-        chars = sorted(set("".join(words)))
-        if BOUNDARY in chars:
-            raise ValueError(f"the boundary character {BOUNDARY!r} appears inside a word")
-        return cls([BOUNDARY, *chars])
-
-    def __len__(self) -> int:
-        return len(self.itos)
-
-    def encode(self, word: str) -> list[int]:
-        unknown = sorted(set(word) - self.stoi.keys())
-        if unknown:
-            raise ValueError(f"characters {unknown} of {word!r} are not in the vocabulary")
-        return [self.stoi[ch] for ch in word]
+def names_vocabulary(words: list[str]) -> CharVocabulary:
+    """The characters of ``words`` with the boundary '.' as id 0."""
+    chars = sorted(set("".join(words)))
+    if BOUNDARY in chars:
+        raise ValueError(f"the boundary character {BOUNDARY!r} appears inside a word")
+    return CharVocabulary([BOUNDARY, *chars])
 
 
 def split_words(words: list[str], rng: np.random.Generator,
@@ -103,19 +86,19 @@ def split_words(words: list[str], rng: np.random.Generator,
     return shuffled[:n1], shuffled[n1:n2], shuffled[n2:]
 
 
-def make_examples(words: list[str], vocab: Vocabulary, block_size: int):
+def make_examples(words: list[str], vocab: CharVocabulary, block_size: int):
     """Every (context, next character) pair: X (N, block_size) int64, Y (N,) int64."""
     contexts, targets = [], []
     for word in words:
         context = [0] * block_size
-        for index in [*vocab.encode(word), 0]:
+        for index in [*vocab.encode(word).tolist(), 0]:
             contexts.append(context)
             targets.append(index)
             context = context[1:] + [index]
     return np.array(contexts, dtype=np.int64), np.array(targets, dtype=np.int64)
 
 
-def sample_names(model: CharMLP, vocab: Vocabulary, n: int, rng: np.random.Generator, *,
+def sample_names(model: CharMLP, vocab: CharVocabulary, n: int, rng: np.random.Generator, *,
                  temperature: float = 1.0, max_length: int = 50) -> list[str]:
     """Draw ``n`` names, one character at a time, until the boundary or ``max_length``."""
     if temperature <= 0:

@@ -27,8 +27,8 @@ from phase_01_nn.activations import ReLU  # noqa: E402
 from phase_01_nn.char_mlp import (  # noqa: E402
     CharMLP,
     CharMLPConfig,
-    Vocabulary,
     make_examples,
+    names_vocabulary,
     sample_names,
     split_words,
 )
@@ -170,7 +170,7 @@ def run_names(config: NamesConfig, out: Path, data_path: str | None = None) -> d
     words = load_corpus("names", data_path).split()
     if not words:
         raise ValueError("the names corpus is empty")
-    vocab = Vocabulary.from_words(words)
+    vocab = names_vocabulary(words)
     rng = np.random.default_rng(config.seed)
     train_words, val_words, test_words = split_words(words, rng)
     splits = {name: make_examples(ws, vocab, config.block_size)

@@ -1,16 +1,18 @@
 import math
 
 import numpy as np
+import pytest
 from hypothesis import given
 
-from phase_00_math.erf import erf, erf_reference
+from phase_00_math.erf import erf, erf_reference, erfc, erfc_reference, normal_cdf
 from phase_00_math.strategies import seeds, shapes
 
 
+@pytest.mark.parametrize(("kernel", "reference"), [(erf, erf_reference), (erfc, erfc_reference)])
 @given(shape=shapes(min_dims=0), seed=seeds())
-def test_kernel_matches_reference(shape, seed):
+def test_kernels_match_references(kernel, reference, shape, seed):
     x = 3.0 * np.random.default_rng(seed).standard_normal(shape)
-    np.testing.assert_array_equal(erf(x), erf_reference(x))
+    np.testing.assert_array_equal(kernel(x), reference(x))
 
 
 def test_known_values_and_symmetry():
@@ -19,6 +21,14 @@ def test_known_values_and_symmetry():
                                         -0.8427007929497149, 1.0], rtol=1e-15)
     assert erf(np.float64(2.0)).shape == ()
     assert math.isclose(float(erf(np.array(2.0))), math.erf(2.0))
+
+
+def test_normal_cdf_keeps_its_digits_in_the_lower_tail():
+    # Phi(-10) = 7.619853024160527e-24; 1 + erf(-10 / sqrt 2) is exactly 0 in float64.
+    assert math.isclose(float(normal_cdf(np.array(-10.0))), 7.619853024160527e-24, rel_tol=1e-12)
+    assert 0.5 * (1.0 + float(erf(np.array(-10.0 / math.sqrt(2))))) == 0.0
+    np.testing.assert_allclose(normal_cdf(np.array([0.0, 1.0])), [0.5, 0.8413447460685429],
+                               rtol=1e-15)
 
 
 def test_keeps_float32_and_accepts_non_contiguous():

@@ -7,8 +7,8 @@ from phase_01_nn.__main__ import main
 from phase_01_nn.char_mlp import (
     CharMLP,
     CharMLPConfig,
-    Vocabulary,
     make_examples,
+    names_vocabulary,
     sample_names,
     split_words,
 )
@@ -20,18 +20,18 @@ WORDS = ["emma", "olivia", "ava", "isabella", "sophia", "mia", "amelia", "harper
 
 
 def test_examples_pad_with_the_boundary():
-    vocab = Vocabulary.from_words(["ab"])
+    vocab = names_vocabulary(["ab"])
     x, y = make_examples(["ab"], vocab, block_size=2)
     np.testing.assert_array_equal(x, [[0, 0], [0, 1], [1, 2]])
     np.testing.assert_array_equal(y, [1, 2, 0])
 
 
 def test_vocabulary_errors():
-    vocab = Vocabulary.from_words(WORDS)
+    vocab = names_vocabulary(WORDS)
     with pytest.raises(ValueError, match=r"characters \['Z'\] of 'eZ' are not in the vocabulary"):
         vocab.encode("eZ")
     with pytest.raises(ValueError, match="boundary"):
-        Vocabulary.from_words(["a.b"])
+        names_vocabulary(["a.b"])
 
 
 def test_split_is_seeded_and_complete():
@@ -43,7 +43,7 @@ def test_split_is_seeded_and_complete():
 
 
 def test_char_mlp_gradients_and_initial_loss():
-    vocab = Vocabulary.from_words(WORDS)
+    vocab = names_vocabulary(WORDS)
     config = CharMLPConfig(vocab_size=len(vocab), block_size=3, n_embd=2, n_hidden=5)
     model = CharMLP(config, rng=np.random.default_rng(0), dtype=np.float64)
     x, _ = make_examples(WORDS[:2], vocab, 3)
@@ -55,7 +55,7 @@ def test_char_mlp_gradients_and_initial_loss():
 
 
 def test_sampling_is_reproducible():
-    vocab = Vocabulary.from_words(WORDS)
+    vocab = names_vocabulary(WORDS)
     model = CharMLP(CharMLPConfig(vocab_size=len(vocab)), rng=np.random.default_rng(0))
     a = sample_names(model, vocab, 5, np.random.default_rng(3))
     b = sample_names(model, vocab, 5, np.random.default_rng(3))

@@ -187,10 +187,10 @@ def run_names(config: NamesConfig, out: Path, data_path: str | None = None) -> d
 
     started = time.perf_counter()
     interrupted = False
+    completed = 0  # steps whose update finished; a step cut off by Ctrl-C does not count
     window: list[float] = []
     with MetricsLog(out / "metrics.jsonl") as log:
         bar = tqdm(range(config.steps), desc="names", unit="step", mininterval=0.5)
-        step = 0
         try:
             for step in bar:
                 optimizer.lr = warmup_cosine_lr(step, max_lr=config.lr, min_lr=config.min_lr,
@@ -198,15 +198,17 @@ def run_names(config: NamesConfig, out: Path, data_path: str | None = None) -> d
                                                 total_steps=config.steps)
                 batch = rng.integers(0, len(x_train), size=config.batch_size)
                 window.append(train_step(model, optimizer, x_train[batch], y_train[batch]))
-                if (step + 1) % config.eval_every == 0 or step == config.steps - 1:
+                completed = step + 1
+                if completed % config.eval_every == 0 or completed == config.steps:
                     val_loss = evaluate(model, *splits["val"])
-                    log.write(step=step + 1, train_loss=float(np.mean(window)), val_loss=val_loss,
-                              lr=optimizer.lr, seconds=round(time.perf_counter() - started, 2))
+                    log.write(step=completed, train_loss=float(np.mean(window)),
+                              val_loss=val_loss, lr=optimizer.lr,
+                              seconds=round(time.perf_counter() - started, 2))
                     bar.set_postfix(train=f"{np.mean(window):.3f}", val=f"{val_loss:.3f}")
                     window = []
         except KeyboardInterrupt:
             interrupted = True
-            print(f"\ninterrupted at step {step}: saving the model, metrics and plot so far")
+            print(f"\ninterrupted after {completed} steps: saving the model, metrics and plot")
         finally:
             bar.close()
         rows = log.rows
@@ -214,13 +216,13 @@ def run_names(config: NamesConfig, out: Path, data_path: str | None = None) -> d
     results = {split: evaluate(model, *splits[split]) for split in ("train", "val", "test")}
     save_checkpoint(out / "model.npz", model.state_dict(),
                     {"model_config": asdict(model_config), "vocab": vocab.itos,
-                     "run_config": asdict(config), "step": step + 1})
+                     "run_config": asdict(config), "step": completed})
     plot_curves(rows, out / "loss.png", ys=["train_loss", "val_loss"], ylabel="nats per character",
                 title="Bengio et al. 2003 char MLP on names.txt", hline=(2.20, "target 2.20"))
     names = sample_names(model, vocab, config.samples, np.random.default_rng(config.seed))
     (out / "samples.txt").write_text("\n".join(names) + "\n", encoding="utf-8")
     summary = {**{f"{k}_loss": round(v, 4) for k, v in results.items()},
-               "steps": step + 1, "interrupted": interrupted, "seconds": round(seconds, 1),
+               "steps": completed, "interrupted": interrupted, "seconds": round(seconds, 1),
                "parameters": model.num_parameters(), "config": asdict(config), "samples": names}
     _write_summary(out, summary)
     return summary

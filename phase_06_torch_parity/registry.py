@@ -1,0 +1,183 @@
+"""The registry: every NumPy op of phases 0 to 5, each paired with a torch reference.
+
+``CASES`` lists one or more ``ParityCase`` per op. A test enumerates every ``*_forward`` function
+in the phase packages and fails when one has no case here, so a new op cannot land unchecked.
+Shapes are drawn from the generator, small, so that several seeds cover several shapes.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from phase_00_math.cross_entropy import cross_entropy_backward, cross_entropy_forward
+from phase_00_math.softmax import (
+    log_softmax,
+    log_softmax_backward,
+    log_softmax_forward,
+    softmax_backward,
+    softmax_forward,
+)
+from phase_01_nn.activations import (
+    gelu_backward,
+    gelu_forward,
+    relu_backward,
+    relu_forward,
+    sigmoid_backward,
+    sigmoid_forward,
+    tanh_backward,
+    tanh_forward,
+)
+from phase_01_nn.batchnorm import batchnorm_backward, batchnorm_forward
+from phase_01_nn.dropout import dropout_backward, dropout_forward, dropout_mask
+from phase_01_nn.embedding import embedding_backward, embedding_forward
+from phase_01_nn.linear import linear_backward, linear_forward
+from phase_01_nn.losses import (
+    mse_backward,
+    mse_forward,
+    softmax_cross_entropy_backward,
+    softmax_cross_entropy_forward,
+)
+from phase_06_torch_parity.harness import ParityCase
+
+
+def _shape(rng: np.random.Generator, min_dims: int = 1, max_dims: int = 3, max_side: int = 5):
+    return tuple(int(s) for s in rng.integers(1, max_side + 1,
+                                              size=rng.integers(min_dims, max_dims + 1)))
+
+
+def _x(rng, min_dims=1, max_dims=3):
+    return rng.standard_normal(_shape(rng, min_dims, max_dims))
+
+
+def _away_from_zero(rng):
+    x = _x(rng)
+    return np.where(x >= 0, x + 0.1, x - 0.1)
+
+
+def _classes(rng):
+    lead = _shape(rng, 1, 2)
+    k = int(rng.integers(2, 7))
+    return lead, k
+
+
+def _linear_inputs(rng):
+    lead, d, m = _shape(rng, 1, 3), int(rng.integers(1, 6)), int(rng.integers(1, 6))
+    bias = rng.standard_normal(m) if rng.random() < 0.75 else None
+    return (rng.standard_normal((*lead, d)), rng.standard_normal((d, m)), bias), {}
+
+
+def _linear_reference(x, w, b=None):
+    return F.linear(x, w.T, b)
+
+
+def _axis_inputs(rng):
+    x = _x(rng)
+    return (x,), {"axis": int(rng.integers(-x.ndim, x.ndim))}
+
+
+def _cross_entropy_inputs(rng):
+    lead, k = _classes(rng)
+    log_probs = log_softmax(rng.standard_normal((*lead, k)))
+    return (log_probs,), {"targets": rng.integers(0, k, size=lead)}
+
+
+def _nll_reference(log_probs, *, targets):
+    return F.nll_loss(log_probs.reshape(-1, log_probs.shape[-1]), targets.reshape(-1))
+
+
+def _logits_inputs(rng):
+    lead, k = _classes(rng)
+    return (3.0 * rng.standard_normal((*lead, k)),), {"targets": rng.integers(0, k, size=lead)}
+
+
+def _cross_entropy_reference(logits, *, targets):
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
+
+
+def _mse_inputs(rng):
+    shape = _shape(rng)
+    return (rng.standard_normal(shape), rng.standard_normal(shape)), {}
+
+
+def _dropout_inputs(rng):
+    x = _x(rng)
+    p = float(rng.choice([0.1, 0.5]))
+    return (x,), {"mask": dropout_mask(rng, x.shape, p), "p": p}
+
+
+def _dropout_reference(x, *, mask, p):
+    return x * mask / (1.0 - p)
+
+
+def _embedding_inputs(rng):
+    v, c = int(rng.integers(1, 7)), int(rng.integers(1, 5))
+    return (rng.standard_normal((v, c)),), {"ids": rng.integers(0, v, size=_shape(rng, 1, 2))}
+
+
+def _embedding_reference(weight, *, ids):
+    return F.embedding(ids, weight)
+
+
+def _batchnorm_train_inputs(rng):
+    lead, d = _shape(rng, 1, 2), int(rng.integers(1, 5))
+    lead = (lead[0] + 2, *lead[1:])  # at least 3 rows: with 2, x_hat is +-1 whatever x is
+    return (2.0 * rng.standard_normal((*lead, d)) + 1.0, 1.0 + rng.random(d),
+            rng.standard_normal(d)), {}
+
+
+def _batchnorm_eval_inputs(rng):
+    n, d = int(rng.integers(1, 6)), int(rng.integers(1, 5))
+    return (rng.standard_normal((n, d)), rng.standard_normal(d), rng.standard_normal(d)), {
+        "training": False, "running_mean": rng.standard_normal(d),
+        "running_var": 1.0 + rng.random(d)}
+
+
+def _batchnorm_reference(x, gamma, beta, *, training=True, running_mean=None,
+                         running_var=None, eps=1e-5):
+    flat = x.reshape(-1, x.shape[-1])
+    if training:  # torch's functional batch norm wants buffers it may update: give it copies
+        running_mean = torch.zeros(x.shape[-1], dtype=x.dtype)
+        running_var = torch.ones(x.shape[-1], dtype=x.dtype)
+    out = F.batch_norm(flat, running_mean, running_var, gamma, beta, training=training, eps=eps)
+    return out.reshape(x.shape)
+
+
+CASES: list[ParityCase] = [
+    ParityCase("softmax", softmax_forward, softmax_backward,
+               lambda x, *, axis=-1: torch.softmax(x, dim=axis), _axis_inputs),
+    ParityCase("log_softmax", log_softmax_forward, log_softmax_backward,
+               lambda x, *, axis=-1: torch.log_softmax(x, dim=axis), _axis_inputs),
+    ParityCase("cross_entropy (NLL of log-probabilities)", cross_entropy_forward,
+               cross_entropy_backward, _nll_reference, _cross_entropy_inputs),
+    ParityCase("linear", linear_forward, linear_backward, _linear_reference, _linear_inputs,
+               arg_names=("x", "w", "b")),
+    ParityCase("sigmoid", sigmoid_forward, sigmoid_backward, torch.sigmoid,
+               lambda rng: ((2.0 * _x(rng),), {})),
+    ParityCase("tanh", tanh_forward, tanh_backward, torch.tanh,
+               lambda rng: ((2.0 * _x(rng),), {}), tol_float32=5e-4,
+               reason="1 - t^2 from a rounded t: near saturation one ulp of t is a large share "
+                      "of 1 - t, and NumPy's float32 tanh is within 1 ulp where torch's is "
+                      "within 0.5 (measured), so ours can be more than twice torch's error"),
+    ParityCase("relu", relu_forward, relu_backward, torch.relu,
+               lambda rng: ((_away_from_zero(rng),), {})),
+    ParityCase("gelu (exact)", gelu_forward, gelu_backward,
+               lambda x, *, approximate: F.gelu(x, approximate=approximate),
+               lambda rng: ((2.0 * _x(rng),), {"approximate": "none"})),
+    ParityCase("gelu (tanh)", gelu_forward, gelu_backward,
+               lambda x, *, approximate: F.gelu(x, approximate=approximate),
+               lambda rng: ((2.0 * _x(rng),), {"approximate": "tanh"})),
+    ParityCase("softmax_cross_entropy", softmax_cross_entropy_forward,
+               softmax_cross_entropy_backward, _cross_entropy_reference, _logits_inputs),
+    ParityCase("mse", mse_forward, mse_backward, F.mse_loss, _mse_inputs,
+               arg_names=("prediction", "target")),
+    ParityCase("dropout (mask given)", dropout_forward, dropout_backward, _dropout_reference,
+               _dropout_inputs),
+    ParityCase("embedding", embedding_forward, embedding_backward, _embedding_reference,
+               _embedding_inputs),
+    ParityCase("batchnorm (training)", batchnorm_forward, batchnorm_backward,
+               _batchnorm_reference, _batchnorm_train_inputs, arg_names=("x", "gamma", "beta")),
+    ParityCase("batchnorm (inference)", batchnorm_forward, batchnorm_backward,
+               _batchnorm_reference, _batchnorm_eval_inputs, arg_names=("x", "gamma", "beta")),
+]

@@ -26,7 +26,7 @@ from phase_01_nn.module import Module
 from phase_01_nn.optimizers import AdamW
 from phase_01_nn.schedule import warmup_cosine_lr
 from phase_01_nn.vocabulary import CharVocabulary
-from phase_02_sequence.stacked import CELLS, StackedRecurrent, StreamBatches
+from phase_02_sequence.stacked import CELLS, StackedRecurrent, StreamBatches, reset_streams
 
 
 @dataclass(frozen=True)
@@ -124,6 +124,7 @@ class CharLMTrainConfig:
     warmup_steps: int = 50
     weight_decay: float = 0.0
     clip: float = 1.0
+    reset_every: int = 8
     seed: int = 1337
 
 
@@ -140,7 +141,8 @@ class CharLMTraining:
         self.optimizer = AdamW(self.model.parameters(), lr=config.lr,
                                weight_decay=config.weight_decay,
                                no_decay=[n for n in self.model.parameters() if n not in decay])
-        self.batches = StreamBatches(train_ids, config.batch_size, config.seq_len)
+        self.batches = StreamBatches(train_ids, config.batch_size, config.seq_len,
+                                     reset_every=config.reset_every)
         self.data_tokens = len(train_ids)
         self.state = None
         self.step = 0
@@ -156,8 +158,7 @@ class CharLMTraining:
         update. Raises FloatingPointError BEFORE the update on a non-finite loss or gradient."""
         c = self.config
         x, y, fresh = self.batches.next_batch()
-        if fresh:
-            self.state = None
+        self.state = reset_streams(self.state, fresh)
         self.optimizer.lr = warmup_cosine_lr(self.step, max_lr=c.lr, min_lr=c.min_lr,
                                              warmup_steps=c.warmup_steps, total_steps=c.steps)
         logits = self.model.forward(x, self.state)

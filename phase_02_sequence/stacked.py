@@ -84,15 +84,20 @@ class StreamBatches:
 
     Stream b is ``data[b n : (b + 1) n]`` with n = (len(data) - 1) // batch_size, and its targets
     are the same characters shifted by one. ``next_batch`` returns (x, y, fresh): x and y are
-    (batch_size, seq_len) int arrays, ``fresh`` is True at the start of every pass over the
-    data, where the carried state must be reset (the streams start again from their beginning).
+    (batch_size, seq_len) int arrays, ``fresh`` a (batch_size,) bool array marking the streams
+    whose carried state must be reset to zeros before this window: all of them at the start of
+    every pass over the data, and, with ``reset_every = R > 0``, stream b also whenever
+    ``(window + b) % R == 0``. Those staggered resets let a language model see the zero state
+    (where sampling from a short prompt starts) in 1/R of its windows instead of once per pass.
     ``position`` (the index of the next window) is all a checkpoint needs to resume.
     """
 
-    def __init__(self, data: np.ndarray, batch_size: int, seq_len: int) -> None:
+    def __init__(self, data: np.ndarray, batch_size: int, seq_len: int, *,
+                 reset_every: int = 0) -> None:
         data = np.asarray(data)
-        if batch_size < 1 or seq_len < 1:
-            raise ValueError(f"batch_size and seq_len must be >= 1, got {batch_size}, {seq_len}")
+        if batch_size < 1 or seq_len < 1 or reset_every < 0:
+            raise ValueError(f"need batch_size, seq_len >= 1 and reset_every >= 0, got "
+                             f"{batch_size}, {seq_len}, {reset_every}")
         stream_length = (len(data) - 1) // batch_size
         if stream_length < seq_len:
             raise ValueError(
@@ -102,15 +107,32 @@ class StreamBatches:
         usable = stream_length * batch_size
         self.inputs = data[:usable].reshape(batch_size, stream_length)
         self.targets = data[1:usable + 1].reshape(batch_size, stream_length)
-        self.seq_len = seq_len
+        self.seq_len, self.reset_every = seq_len, reset_every
         self.windows = stream_length // seq_len
         self.position = 0
 
     def next_batch(self):
         if self.position >= self.windows:
             self.position = 0
-        fresh = self.position == 0
+        batch = len(self.inputs)
+        if self.position == 0:
+            fresh = np.ones(batch, dtype=bool)
+        elif self.reset_every:
+            fresh = (self.position + np.arange(batch)) % self.reset_every == 0
+        else:
+            fresh = np.zeros(batch, dtype=bool)
         start = self.position * self.seq_len
         window = slice(start, start + self.seq_len)
         self.position += 1
         return self.inputs[:, window], self.targets[:, window], fresh
+
+
+def reset_streams(state, fresh: np.ndarray):
+    """The carried state with the rows of the ``fresh`` streams set to zeros (None when all
+    are fresh). The arrays are copied, never changed in place."""
+    if state is None or fresh.all():
+        return None
+    if not fresh.any():
+        return state
+    keep = ~fresh[:, None]
+    return tuple(tuple(array * keep for array in layer) for layer in state)

@@ -52,7 +52,7 @@ def _bias_names(cell):
     return ["b_x", "b_h"] if cell == "gru" else ["b"]
 
 
-@given(b=sizes(1, 3), d=sizes(1, 4), h=sizes(1, 4), seed=seeds())
+@given(b=sizes(1, 3), d=widths, h=widths, seed=seeds())
 def test_rnn_step_gradients(b, d, h, seed):
     rng = np.random.default_rng(seed)
     check_gradients(rnn_step_forward, rnn_step_backward, rng.standard_normal((b, d)),
@@ -69,14 +69,14 @@ def test_rnn_sequence_gradients(b, t, d, h, seed):
     assert set(errors) == {"x", "h0", "w_x", "w_h", "b"}
 
 
-@given(b=sizes(1, 3), h=sizes(1, 4), seed=seeds())
+@given(b=sizes(1, 3), h=widths, seed=seeds())
 def test_lstm_cell_gradients(b, h, seed):
     rng = np.random.default_rng(seed)
     check_gradients(lstm_cell_forward, lstm_cell_backward, rng.standard_normal((b, 4 * h)),
                     rng.standard_normal((b, h)), names=["a", "c_prev"])
 
 
-@given(b=sizes(1, 3), d=sizes(1, 4), h=sizes(1, 4), seed=seeds())
+@given(b=sizes(1, 3), d=widths, h=widths, seed=seeds())
 def test_lstm_step_gradients(b, d, h, seed):
     rng = np.random.default_rng(seed)
     check_gradients(lstm_step_forward, lstm_step_backward, rng.standard_normal((b, d)),
@@ -95,7 +95,7 @@ def test_lstm_sequence_gradients(b, t, d, h, seed):
     assert set(errors) == {"x", "h0", "c0", "w_x", "w_h", "b"}
 
 
-@given(b=sizes(1, 3), h=sizes(1, 4), seed=seeds())
+@given(b=sizes(1, 3), h=widths, seed=seeds())
 def test_gru_cell_gradients(b, h, seed):
     rng = np.random.default_rng(seed)
     check_gradients(gru_cell_forward, gru_cell_backward, rng.standard_normal((b, 3 * h)),
@@ -103,7 +103,7 @@ def test_gru_cell_gradients(b, h, seed):
                     names=["ax", "ah", "h_prev"])
 
 
-@given(b=sizes(1, 3), d=sizes(1, 4), h=sizes(1, 4), seed=seeds())
+@given(b=sizes(1, 3), d=widths, h=widths, seed=seeds())
 def test_gru_step_gradients(b, d, h, seed):
     rng = np.random.default_rng(seed)
     check_gradients(gru_step_forward, gru_step_backward, rng.standard_normal((b, d)),

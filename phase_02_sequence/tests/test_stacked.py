@@ -7,7 +7,12 @@ from hypothesis import strategies as st
 
 from phase_00_math.gradcheck import check_gradients
 from phase_00_math.strategies import seeds, sizes
-from phase_02_sequence.stacked import StackedRecurrent, StreamBatches, recurrent_layer
+from phase_02_sequence.stacked import (
+    StackedRecurrent,
+    StreamBatches,
+    recurrent_layer,
+    reset_streams,
+)
 
 
 def _flatten(state):
@@ -84,14 +89,27 @@ def test_streams_are_contiguous_and_shifted_by_one():
     x, y, fresh = batches.next_batch()
     np.testing.assert_array_equal(x, [[0, 1, 2], [11, 12, 13]])
     np.testing.assert_array_equal(y, [[1, 2, 3], [12, 13, 14]])
-    assert fresh
+    assert fresh.tolist() == [True, True]
     x, _, fresh = batches.next_batch()
     np.testing.assert_array_equal(x, [[3, 4, 5], [14, 15, 16]])
-    assert not fresh
+    assert fresh.tolist() == [False, False]
     batches.next_batch()
     x, _, fresh = batches.next_batch()  # a new pass starts the streams again
     np.testing.assert_array_equal(x, [[0, 1, 2], [11, 12, 13]])
-    assert fresh
+    assert fresh.tolist() == [True, True]
+
+
+def test_staggered_resets_and_reset_streams():
+    batches = StreamBatches(np.arange(100), batch_size=3, seq_len=2, reset_every=2)
+    marks = [batches.next_batch()[2].tolist() for _ in range(4)]
+    assert marks == [[True, True, True], [False, True, False], [True, False, True],
+                     [False, True, False]]
+    state = ((np.ones((3, 2), np.float32), np.full((3, 2), 2.0, np.float32)),)
+    reset = reset_streams(state, np.array([False, True, False]))
+    np.testing.assert_array_equal(reset[0][1], [[2, 2], [0, 0], [2, 2]])
+    assert reset[0][1].dtype == np.float32 and state[0][1][1, 0] == 2.0  # a copy
+    assert reset_streams(state, np.array([True, True, True])) is None
+    assert reset_streams(state, np.zeros(3, bool)) is state
 
 
 def test_streams_reject_too_little_data():

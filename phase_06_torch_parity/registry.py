@@ -40,6 +40,7 @@ from phase_01_nn.losses import (
     softmax_cross_entropy_forward,
 )
 from phase_06_torch_parity.harness import ParityCase
+from phase_06_torch_parity.recurrent import RECURRENT_CASES
 
 
 def _shape(rng: np.random.Generator, min_dims: int = 1, max_dims: int = 3, max_side: int = 5):
@@ -180,4 +181,5 @@ CASES: list[ParityCase] = [
                _batchnorm_reference, _batchnorm_train_inputs, arg_names=("x", "gamma", "beta")),
     ParityCase("batchnorm (inference)", batchnorm_forward, batchnorm_backward,
                _batchnorm_reference, _batchnorm_eval_inputs, arg_names=("x", "gamma", "beta")),
+    *RECURRENT_CASES,
 ]

@@ -14,13 +14,12 @@ import os
 from itertools import chain, pairwise
 
 import numpy as np
-import regex
 from numba import njit, types
 from numba.typed import Dict
 
 from phase_03_tokenization.bpe_training import N_BYTES, merge_pair, train_incremental
 from phase_03_tokenization.gpt2_encoding import read_gpt2_files
-from phase_03_tokenization.pretokenize import GPT2_PATTERN, split_on_special_tokens
+from phase_03_tokenization.pretokenize import GPT2_PATTERN, find_chunks, split_on_special_tokens
 
 FORMAT_HEADER = "tfs-bpe 1"
 CACHE_LIMIT = 1 << 20  # chunks kept in an encoder's cache before it starts afresh
@@ -99,7 +98,7 @@ class BPETokenizer:
                  byte_ids=None) -> None:
         self.merges = [(int(a), int(b)) for a, b in merges]
         self.pattern = pattern
-        self._regex = regex.compile(pattern)
+        self._split = find_chunks(pattern)
         self.byte_ids = (np.arange(N_BYTES, dtype=np.int64) if byte_ids is None
                          else np.asarray(byte_ids, dtype=np.int64))
         if sorted(self.byte_ids.tolist()) != list(range(N_BYTES)):
@@ -148,7 +147,7 @@ class BPETokenizer:
 
     def encode_ordinary(self, text: str) -> list[int]:
         """The ids of ``text``, reading special-token strings as plain text."""
-        chunks = self._regex.findall(text)
+        chunks = self._split(text)
         if len(self._cache) > CACHE_LIMIT:
             self._cache.clear()
         new = list(set(chunks).difference(self._cache))

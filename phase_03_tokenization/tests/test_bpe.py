@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+import regex
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -23,7 +24,7 @@ def shakespeare_tokenizer():
 
 def _reference_ids(tokenizer, text):
     merge_ids = {pair: 256 + i for i, pair in enumerate(tokenizer.merges)}
-    return [i for chunk in tokenizer._regex.findall(text)
+    return [i for chunk in regex.findall(tokenizer.pattern, text)
             for i in encode_chunk_reference(chunk.encode("utf-8"), tokenizer.byte_ids, merge_ids)]
 
 

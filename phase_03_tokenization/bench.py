@@ -94,7 +94,8 @@ def _row(case, ours, reference_name, reference, goal, check) -> dict:
     ratio = ours / reference if reference else None
     return {"case": case, "ours_s": round(ours, 4), "reference": reference_name,
             "reference_s": None if reference is None else round(reference, 4),
-            "ratio": None if ratio is None else round(ratio, 3), "goal": goal, "check": check}
+            "ratio": None if ratio is None else float(f"{ratio:.3g}"), "goal": goal,
+            "check": check}
 
 
 def training_rows(name: str, text: str, vocab_size: int, repeats: int, goal: str,
@@ -117,7 +118,7 @@ def encoding_rows(text: str, repeats: int) -> list[dict]:
     reference = tiktoken_gpt2()
 
     def cold():
-        ours._cache.clear()  # every repeat starts with no chunk encoded yet
+        ours.clear_cache()  # every repeat starts with no chunk encoded yet
         return ours.encode_ordinary(text)
 
     ours_s, ids = median_seconds(cold, repeats)
@@ -134,7 +135,7 @@ def format_table(rows: list[dict], header: str) -> str:
              "| case | ours (s) | reference | reference (s) | ours / reference | goal | check |",
              "|---|---:|---|---:|---:|---|---|"]
     for r in rows:
-        ratio = "" if r["ratio"] is None else f"{r['ratio']:.2f}x"
+        ratio = "" if r["ratio"] is None else f"{r['ratio']:.3g}x"
         lines.append(f"| {r['case']} | {r['ours_s']:.3f} | {r['reference']} | "
                      f"{r['reference_s']:.3f} | {ratio} | {r['goal']} | {r['check']} |")
     return "\n".join(lines) + "\n"

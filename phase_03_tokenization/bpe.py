@@ -162,6 +162,10 @@ class BPETokenizer:
                 self._cache[chunk] = ids[id_offsets[c]:id_offsets[c + 1]]
         return list(chain.from_iterable(map(self._cache.__getitem__, chunks)))
 
+    def clear_cache(self) -> None:
+        """Forget every chunk encoded so far (to time a first call, or to free memory)."""
+        self._cache.clear()
+
     def encode(self, text: str, *, allowed_special=()) -> list[int]:
         """The ids of ``text``. A special token in the text is an error unless it is in
         ``allowed_special`` (a collection of special tokens, or ``"all"``), as in tiktoken."""

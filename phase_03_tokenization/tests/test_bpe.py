@@ -45,7 +45,7 @@ def test_round_trip_on_arbitrary_unicode(shakespeare_tokenizer, text):
 
 @given(text=st.one_of(unicode_texts(), small_alphabet_texts("the ", 200)))
 def test_kernel_encoding_equals_the_reference(shakespeare_tokenizer, text):
-    shakespeare_tokenizer._cache.clear()
+    shakespeare_tokenizer.clear_cache()
     assert shakespeare_tokenizer.encode_ordinary(text) == _reference_ids(shakespeare_tokenizer,
                                                                           text)
 

@@ -1,0 +1,251 @@
+"""Byte-level BPE (Sennrich et al. 2016 on bytes, as in Radford et al. 2019): the tokenizer.
+
+Ids 0-255 are the raw bytes (in GPT-2's files, a permutation of them, ``byte_ids``); the i-th
+merge ``(left_id, right_id)`` makes id 256 + i; the special tokens come after the last merge.
+Encoding splits the text with the regex pattern and encodes each distinct chunk once: a numba
+kernel repeatedly merges the adjacent pair with the lowest id (the earliest merge), and a dict
+keeps every chunk already encoded. Notes: ``phase_03_tokenization/notes/02_bpe.md``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from itertools import chain, pairwise
+
+import numpy as np
+from numba import njit, types
+from numba.typed import Dict
+
+from phase_03_tokenization.bpe_training import N_BYTES, merge_pair, train_incremental
+from phase_03_tokenization.gpt2_encoding import read_gpt2_files
+from phase_03_tokenization.pretokenize import GPT2_PATTERN, find_chunks, split_on_special_tokens
+
+FORMAT_HEADER = "tfs-bpe 1"
+CACHE_LIMIT = 1 << 20  # chunks kept in an encoder's cache before it starts afresh
+
+
+# ------------------------------------------------------------------- encoding one chunk
+
+def encode_chunk_reference(data: bytes, byte_ids, merge_ids: dict[tuple[int, int], int]):
+    """The ids of one chunk: start from its bytes, merge the pair with the lowest new id
+    (the earliest merge learned) everywhere, left to right, until no pair can merge."""
+    ids = [int(byte_ids[b]) for b in data]
+    while len(ids) > 1:
+        pair = min(pairwise(ids), key=lambda p: merge_ids.get(p, np.inf))
+        if pair not in merge_ids:
+            break
+        ids = merge_pair(ids, pair, merge_ids[pair])
+    return ids
+
+
+@njit(cache=True)
+def merge_table(merges):
+    """(k, 2) merges -> numba dict: pair key ``left << 32 | right`` -> the id it makes."""
+    table = Dict.empty(key_type=types.int64, value_type=types.int64)
+    for i in range(merges.shape[0]):
+        table[(merges[i, 0] << 32) | merges[i, 1]] = 256 + i
+    return table
+
+
+@njit(cache=True)
+def _merge_chunk(ids, length, table):
+    """``encode_chunk_reference`` on ``ids[:length]`` in place; returns the new length."""
+    while length > 1:
+        best = -1
+        left = right = 0
+        for i in range(length - 1):
+            made = table.get((ids[i] << 32) | ids[i + 1], -1)
+            if made >= 0 and (best < 0 or made < best):
+                best, left, right = made, ids[i], ids[i + 1]
+        if best < 0:
+            break
+        out = i = 0
+        while i < length:
+            if i + 1 < length and ids[i] == left and ids[i + 1] == right:
+                ids[out] = best
+                i += 2
+            else:
+                ids[out] = ids[i]
+                i += 1
+            out += 1
+        length = out
+    return length
+
+
+@njit(cache=True)
+def encode_chunks(data, offsets, byte_ids, table):
+    """Encode n chunks at once: ``data`` (N,) uint8 their bytes, ``offsets`` (n+1,) ->
+    (ids (M,) int64, id_offsets (n+1,)), chunk c's ids being ids[id_offsets[c]:id_offsets[c+1]]."""
+    ids = np.empty(data.shape[0], dtype=np.int64)
+    id_offsets = np.zeros(offsets.shape[0], dtype=np.int64)
+    written = 0
+    for c in range(offsets.shape[0] - 1):
+        start, length = offsets[c], offsets[c + 1] - offsets[c]
+        for i in range(length):
+            ids[written + i] = byte_ids[data[start + i]]
+        written += _merge_chunk(ids[written:written + length], length, table)
+        id_offsets[c + 1] = written
+    return ids[:written], id_offsets
+
+
+# ---------------------------------------------------------------------------- the tokenizer
+
+class BPETokenizer:
+    """A byte-level BPE tokenizer: ``merges``, a split ``pattern``, and ``special_tokens``."""
+
+    def __init__(self, merges, *, pattern: str = GPT2_PATTERN, special_tokens=(),
+                 byte_ids=None) -> None:
+        self.merges = [(int(a), int(b)) for a, b in merges]
+        self.pattern = pattern
+        self._split = find_chunks(pattern)
+        self.byte_ids = (np.arange(N_BYTES, dtype=np.int64) if byte_ids is None
+                         else np.asarray(byte_ids, dtype=np.int64))
+        if sorted(self.byte_ids.tolist()) != list(range(N_BYTES)):
+            raise ValueError("byte_ids must give the 256 bytes the ids 0 to 255, each once")
+        self.vocab: list[bytes] = [b""] * N_BYTES
+        for b, i in enumerate(self.byte_ids.tolist()):
+            self.vocab[i] = bytes([b])
+        seen = set()
+        for i, (a, b) in enumerate(self.merges):
+            new_id = N_BYTES + i
+            if not (0 <= a < new_id and 0 <= b < new_id) or (a, b) in seen:
+                raise ValueError(f"merge {i} ({a}, {b}) must join two earlier ids (< {new_id}) "
+                                 f"and not repeat an earlier merge")
+            seen.add((a, b))
+            self.vocab.append(self.vocab[a] + self.vocab[b])
+        specials = list(special_tokens)
+        if len(set(specials)) != len(specials) or not all(specials):
+            raise ValueError(f"special tokens must be distinct non-empty strings: {specials}")
+        self.special_tokens = {s: len(self.vocab) + i for i, s in enumerate(specials)}
+        self._id_bytes = self.vocab + [s.encode("utf-8") for s in specials]
+        self._table = merge_table(np.array(self.merges, dtype=np.int64).reshape(-1, 2))
+        self._cache: dict[str, list[int]] = {}
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self._id_bytes)
+
+    # ------------------------------------------------------------------------ construction
+
+    @classmethod
+    def train(cls, text: str, vocab_size: int, *, pattern: str = GPT2_PATTERN,
+              special_tokens=()) -> BPETokenizer:
+        """Learn merges from ``text`` (the incremental trainer) until ``vocab_size`` ids."""
+        merges = train_incremental(text, vocab_size, pattern=pattern,
+                                   special_tokens=special_tokens)
+        return cls(merges, pattern=pattern, special_tokens=special_tokens)
+
+    @classmethod
+    def from_gpt2(cls, vocab_bpe_path: str | os.PathLike,
+                  encoder_json_path: str | os.PathLike) -> BPETokenizer:
+        """GPT-2's tokenizer from its ``vocab.bpe`` and ``encoder.json``."""
+        merges, byte_ids, specials = read_gpt2_files(vocab_bpe_path, encoder_json_path)
+        return cls(merges, pattern=GPT2_PATTERN, special_tokens=specials, byte_ids=byte_ids)
+
+    # ---------------------------------------------------------------------------- encoding
+
+    def encode_ordinary(self, text: str) -> list[int]:
+        """The ids of ``text``, reading special-token strings as plain text."""
+        chunks = self._split(text)
+        if len(self._cache) > CACHE_LIMIT:
+            self._cache.clear()
+        new = list(set(chunks).difference(self._cache))
+        if new:
+            encoded = [chunk.encode("utf-8") for chunk in new]
+            data = np.frombuffer(b"".join(encoded), dtype=np.uint8)
+            offsets = np.zeros(len(new) + 1, dtype=np.int64)
+            np.cumsum([len(e) for e in encoded], out=offsets[1:])
+            ids, id_offsets = encode_chunks(data, offsets, self.byte_ids, self._table)
+            ids, id_offsets = ids.tolist(), id_offsets.tolist()
+            for c, chunk in enumerate(new):
+                self._cache[chunk] = ids[id_offsets[c]:id_offsets[c + 1]]
+        return list(chain.from_iterable(map(self._cache.__getitem__, chunks)))
+
+    def clear_cache(self) -> None:
+        """Forget every chunk encoded so far (to time a first call, or to free memory)."""
+        self._cache.clear()
+
+    def encode(self, text: str, *, allowed_special=()) -> list[int]:
+        """The ids of ``text``. A special token in the text is an error unless it is in
+        ``allowed_special`` (a collection of special tokens, or ``"all"``), as in tiktoken."""
+        allowed = set(self.special_tokens if allowed_special == "all" else allowed_special)
+        unknown = allowed - self.special_tokens.keys()
+        if unknown:
+            raise ValueError(f"allowed_special names {sorted(unknown)}, which are not special "
+                             f"tokens of this tokenizer: {sorted(self.special_tokens)}")
+        found = [s for s in self.special_tokens if s not in allowed and s in text]
+        if found:
+            raise ValueError(
+                f"the text contains the special token {found[0]!r}; pass "
+                f"allowed_special={{{found[0]!r}}} to encode it as its id "
+                f"{self.special_tokens[found[0]]}, or use encode_ordinary for plain text")
+        ids: list[int] = []
+        for piece, is_special in split_on_special_tokens(text, allowed):
+            if is_special:
+                ids.append(self.special_tokens[piece])
+            else:
+                ids.extend(self.encode_ordinary(piece))
+        return ids
+
+    # ---------------------------------------------------------------------------- decoding
+
+    def decode_bytes(self, ids) -> bytes:
+        """The bytes that ``ids`` stand for; an id outside the vocabulary is an error."""
+        ids = np.asarray(ids).reshape(-1)
+        if ids.size and not np.issubdtype(ids.dtype, np.integer):
+            raise TypeError(f"token ids must be integers, got dtype {ids.dtype}")
+        bad = (ids < 0) | (ids >= self.vocab_size)
+        if np.any(bad):
+            raise ValueError(f"token id {ids[bad][0]} is outside the vocabulary "
+                             f"[0, {self.vocab_size})")
+        return b"".join(map(self._id_bytes.__getitem__, ids.tolist()))
+
+    def decode(self, ids) -> str:
+        """The text of ``ids``; bytes that are not valid UTF-8 become U+FFFD, as in tiktoken."""
+        return self.decode_bytes(ids).decode("utf-8", errors="replace")
+
+    # ------------------------------------------------------------------------- save / load
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the tokenizer as text: a header line, the pattern and special tokens as JSON,
+        the byte ids, then one merge ``left right`` per line."""
+        lines = [FORMAT_HEADER,
+                 "pattern " + json.dumps(self.pattern),
+                 "special_tokens " + json.dumps(list(self.special_tokens)),
+                 "byte_ids " + " ".join(map(str, self.byte_ids.tolist())),
+                 f"merges {len(self.merges)}",
+                 *(f"{a} {b}" for a, b in self.merges)]
+        tmp = f"{os.fspath(path)}.tmp"
+        with open(tmp, "w", encoding="utf-8", newline="\n") as handle:
+            handle.write("\n".join(lines) + "\n")
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> BPETokenizer:
+        """Read a file written by ``save``; a file of another kind or version is an error."""
+        with open(path, encoding="utf-8") as handle:
+            lines = handle.read().split("\n")
+        if lines[0] != FORMAT_HEADER:
+            raise ValueError(f"{path} is not a tokenizer in the format {FORMAT_HEADER!r} "
+                             f"(its first line is {lines[0][:60]!r})")
+        try:
+            fields = {}
+            for number, name in enumerate(["pattern", "special_tokens", "byte_ids", "merges"],
+                                          start=2):
+                label, _, value = lines[number - 1].partition(" ")
+                if label != name:
+                    raise ValueError(f"line {number} should start with {name!r}, got {label!r}")
+                fields[name] = value
+            n_merges = int(fields["merges"])
+            merge_lines = lines[5:5 + n_merges]
+            if len(merge_lines) != n_merges or any(line.strip() for line in lines[5 + n_merges:]):
+                raise ValueError(f"expected exactly {n_merges} merge lines")
+            merges = [tuple(int(x) for x in line.split(" ")) for line in merge_lines]
+            if any(len(m) != 2 for m in merges):
+                raise ValueError("every merge line holds two ids")
+            return cls(merges, pattern=json.loads(fields["pattern"]),
+                       special_tokens=json.loads(fields["special_tokens"]),
+                       byte_ids=[int(x) for x in fields["byte_ids"].split(" ")])
+        except (ValueError, IndexError) as error:
+            raise ValueError(f"{path} is not a valid tokenizer file: {error}") from None

@@ -1,0 +1,231 @@
+"""Training byte-level BPE: the plain reference trainer and the incremental numba trainer.
+
+The rule both follow, so that a result is exactly reproducible:
+1. cut out the special tokens, split the rest with the regex pattern, count each chunk;
+2. start every chunk as its UTF-8 bytes (ids 0-255);
+3. count adjacent pairs inside each chunk, weighted by the chunk's count;
+4. merge the pair with the highest count, ties going to the smallest ``(left_id, right_id)``,
+   left to right without overlap, into the new id ``256 + len(merges)``;
+5. repeat until ``n_merges`` merges are made or no pair is left.
+
+``train_reference`` recounts every pair after every merge: O(merges x corpus) and easy to read.
+``train_incremental`` touches only the places where the chosen pair occurs and updates the
+counts around them, with a max-heap to find the next pair: the same merges, thousands of times
+faster. See ``phase_03_tokenization/notes/03_fast_bpe.md``.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import Counter
+from itertools import pairwise
+
+import numpy as np
+from numba import njit, types
+from numba.typed import Dict
+
+from phase_03_tokenization.pretokenize import GPT2_PATTERN, chunk_counts
+
+N_BYTES = 256
+
+
+def merge_count(vocab_size: int, special_tokens=()) -> int:
+    """How many merges a vocabulary of ``vocab_size`` holds: it counts the 256 bytes, every
+    merge and every special token, as GPT-2's 50257 = 256 + 50000 + 1 does."""
+    n_merges = vocab_size - N_BYTES - len(tuple(special_tokens))
+    if n_merges < 0:
+        raise ValueError(
+            f"vocab_size {vocab_size} is smaller than the 256 byte tokens plus "
+            f"{len(tuple(special_tokens))} special tokens")
+    return n_merges
+
+
+# ---------------------------------------------------------------------------- the reference
+
+def count_pairs(words: list[tuple[list[int], int]]) -> Counter[tuple[int, int]]:
+    """Every adjacent pair of every word, weighted by the word's count."""
+    counts: Counter[tuple[int, int]] = Counter()
+    for ids, n in words:
+        for pair in pairwise(ids):
+            counts[pair] += n
+    return counts
+
+
+def merge_pair(ids: list[int], pair: tuple[int, int], new_id: int) -> list[int]:
+    """``ids`` with every occurrence of ``pair`` replaced by ``new_id``, left to right, no
+    overlap: merging (a, a) in [a, a, a] gives [new, a]."""
+    out, i = [], 0
+    while i < len(ids):
+        if i + 1 < len(ids) and (ids[i], ids[i + 1]) == pair:
+            out.append(new_id)
+            i += 2
+        else:
+            out.append(ids[i])
+            i += 1
+    return out
+
+
+def train_reference(text: str, vocab_size: int, *, pattern: str = GPT2_PATTERN,
+                    special_tokens=()) -> list[tuple[int, int]]:
+    """The merges of BPE on ``text``, recounting every pair before every merge."""
+    n_merges = merge_count(vocab_size, special_tokens)
+    words = [(list(chunk), n) for chunk, n in chunk_counts(text, pattern, special_tokens).items()]
+    merges: list[tuple[int, int]] = []
+    while len(merges) < n_merges:
+        counts = count_pairs(words)
+        if not counts:
+            break
+        pair = min(counts, key=lambda p: (-counts[p], p))
+        new_id = N_BYTES + len(merges)
+        words = [(merge_pair(ids, pair, new_id), n) for ids, n in words]
+        merges.append(pair)
+    return merges
+
+
+# -------------------------------------------------------------------------- the fast trainer
+
+def chunk_arrays(counts: dict[bytes, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The chunks that have a pair (two bytes or more), as the trainer's flat arrays:
+    ``data`` (N,) uint8 all their bytes, ``offsets`` (n+1,) where each starts, ``weights`` (n,)."""
+    chunks = [chunk for chunk in counts if len(chunk) > 1]
+    data = np.frombuffer(b"".join(chunks), dtype=np.uint8)
+    offsets = np.zeros(len(chunks) + 1, dtype=np.int64)
+    np.cumsum([len(chunk) for chunk in chunks], out=offsets[1:])
+    weights = np.array([counts[chunk] for chunk in chunks], dtype=np.int64)
+    return data, offsets, weights
+
+
+def train_incremental(text: str, vocab_size: int, *, pattern: str = GPT2_PATTERN,
+                      special_tokens=()) -> list[tuple[int, int]]:
+    """The same merges as ``train_reference``, from incremental pair counts (numba)."""
+    n_merges = merge_count(vocab_size, special_tokens)
+    data, offsets, weights = chunk_arrays(chunk_counts(text, pattern, special_tokens))
+    merges = incremental_merges(data, offsets, weights, n_merges)
+    return [(int(a), int(b)) for a, b in merges]
+
+
+@njit(cache=True)
+def _key(a, b):
+    return (a << 32) | b
+
+
+@njit(cache=True)
+def _append_record(rec_pos, rec_next, n_rec, heads, key, pos):
+    """Push ``pos`` onto the linked list of places where pair ``key`` occurs; arrays grow."""
+    if n_rec == rec_pos.shape[0]:
+        bigger_pos = np.empty(2 * n_rec, dtype=np.int64)
+        bigger_next = np.empty(2 * n_rec, dtype=np.int64)
+        bigger_pos[:n_rec] = rec_pos
+        bigger_next[:n_rec] = rec_next
+        rec_pos, rec_next = bigger_pos, bigger_next
+    rec_pos[n_rec] = pos
+    rec_next[n_rec] = heads.get(key, -1)
+    heads[key] = n_rec
+    return rec_pos, rec_next, n_rec + 1
+
+
+@njit(cache=True)
+def incremental_merges(data, offsets, weights, n_merges):
+    """BPE merges of the chunks in (``data``, ``offsets``, ``weights``), as (k, 2) int64.
+
+    Every byte of every chunk is a node of a doubly linked list (``prev``/``nxt``), holding its
+    current token id in ``sym``. ``counts`` maps a pair key to its weighted count; ``heads``
+    maps it to a linked list of positions where it occurred (entries go stale as merges happen
+    and are checked when read). The heap holds (-count, left, right); an entry whose count is out
+    of date is re-pushed with the current count when popped (counts of old pairs only fall, so
+    the first up-to-date entry popped is the true maximum, ties to the smallest pair).
+    """
+    n = data.shape[0]
+    sym = data.astype(np.int64)
+    prev = np.empty(n, dtype=np.int64)
+    nxt = np.empty(n, dtype=np.int64)
+    weight = np.empty(n, dtype=np.int64)
+    alive = np.ones(n, dtype=np.bool_)
+    for c in range(weights.shape[0]):
+        for i in range(offsets[c], offsets[c + 1]):
+            prev[i] = i - 1 if i > offsets[c] else -1
+            nxt[i] = i + 1 if i + 1 < offsets[c + 1] else -1
+            weight[i] = weights[c]
+
+    counts = Dict.empty(key_type=types.int64, value_type=types.int64)
+    heads = Dict.empty(key_type=types.int64, value_type=types.int64)
+    rec_pos = np.empty(max(n, 16), dtype=np.int64)
+    rec_next = np.empty(max(n, 16), dtype=np.int64)
+    n_rec = 0
+    for i in range(n):
+        if nxt[i] >= 0:
+            key = _key(sym[i], sym[nxt[i]])
+            counts[key] = counts.get(key, 0) + weight[i]
+            rec_pos, rec_next, n_rec = _append_record(rec_pos, rec_next, n_rec, heads, key, i)
+
+    heap = [(np.int64(0), np.int64(0), np.int64(0)) for _ in range(0)]
+    for key, count in counts.items():
+        heap.append((-count, key >> 32, key & 0xFFFFFFFF))
+    heapq.heapify(heap)
+
+    merges = np.empty((n_merges, 2), dtype=np.int64)
+    done = 0
+    positions = np.empty(16, dtype=np.int64)
+    touched = np.empty(16, dtype=np.int64)
+    while done < n_merges and len(heap) > 0:
+        neg_count, a, b = heapq.heappop(heap)
+        key = _key(a, b)
+        current = counts.get(key, 0)
+        if current != -neg_count:
+            if current > 0:
+                heapq.heappush(heap, (-current, a, b))
+            continue
+        new_id = 256 + done
+        merges[done, 0] = a
+        merges[done, 1] = b
+        done += 1
+
+        n_pos = 0
+        r = heads[key]
+        del heads[key]
+        while r != -1:
+            if n_pos == positions.shape[0]:
+                bigger = np.empty(2 * n_pos, dtype=np.int64)
+                bigger[:n_pos] = positions
+                positions = bigger
+            positions[n_pos] = rec_pos[r]
+            n_pos += 1
+            r = rec_next[r]
+        n_touched = 0
+        for p in np.sort(positions[:n_pos]):  # left to right inside each chunk
+            q = nxt[p]
+            if not alive[p] or sym[p] != a or q < 0 or sym[q] != b:
+                continue  # a stale record, or consumed by the merge just to its left
+            w = weight[p]
+            left, right = prev[p], nxt[q]
+            if n_touched + 2 > touched.shape[0]:
+                bigger = np.empty(2 * touched.shape[0], dtype=np.int64)
+                bigger[:n_touched] = touched[:n_touched]
+                touched = bigger
+            if left >= 0:
+                old, new = _key(sym[left], a), _key(sym[left], new_id)
+                counts[old] -= w
+                counts[new] = counts.get(new, 0) + w
+                rec_pos, rec_next, n_rec = _append_record(rec_pos, rec_next, n_rec, heads,
+                                                          new, left)
+                touched[n_touched] = new
+                n_touched += 1
+            if right >= 0:
+                old, new = _key(b, sym[right]), _key(new_id, sym[right])
+                counts[old] -= w
+                counts[new] = counts.get(new, 0) + w
+                rec_pos, rec_next, n_rec = _append_record(rec_pos, rec_next, n_rec, heads,
+                                                          new, p)
+                touched[n_touched] = new
+                n_touched += 1
+                prev[right] = p
+            counts[key] -= w
+            sym[p] = new_id
+            nxt[p] = right
+            alive[q] = False
+        del counts[key]
+        for t in range(n_touched):
+            count = counts.get(touched[t], 0)
+            if count > 0:
+                heapq.heappush(heap, (-count, touched[t] >> 32, touched[t] & 0xFFFFFFFF))
+    return merges[:done]

@@ -19,8 +19,17 @@ def logsumexp(x: np.ndarray, axis: int = -1, keepdims: bool = False) -> np.ndarr
 
 
 def log_softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
-    """``x - logsumexp(x)``: log-probabilities, exact even where ``softmax`` underflows to 0."""
-    return x - logsumexp(x, axis=axis, keepdims=True)
+    """``x - logsumexp(x)``: log-probabilities, exact even where ``softmax`` underflows to 0.
+
+    Computed as ``(x - m) - log(sum(exp(x - m)))``, not ``x - (m + log(...))``: for a confident
+    prediction log(...) is tiny, and adding it to a large m first would round it away (in
+    float32, 9.1 + 6e-7 is 9.1 to within one ulp, so the loss of the right class became 0).
+    """
+    x = np.asarray(x)
+    m = np.max(x, axis=axis, keepdims=True)
+    shifted = x - np.where(np.isfinite(m), m, 0.0)
+    with np.errstate(divide="ignore"):  # a row of all -inf has log(0) = -inf, which is right
+        return shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
 
 
 def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:

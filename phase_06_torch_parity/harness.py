@@ -17,6 +17,11 @@ import torch
 from phase_00_math.gradcheck import relative_error, upstream_rng
 
 TORCH_DTYPES = {np.float64: torch.float64, np.float32: torch.float32}
+# How much further from the float64 truth our float32 result may be than torch's float32 one.
+# Where a derivative is computed from a rounded value (1 - tanh^2 near saturation), one ulp of
+# difference between NumPy's and torch's float32 tanh is a visible share of the result, so the
+# ratio of the two errors wanders; over 1000 seeds per case it stayed below this.
+FLOAT32_SLACK = 10.0
 
 
 @dataclass(frozen=True)
@@ -49,8 +54,9 @@ class ParityCase:
 class ParityResult:
     """Errors of one run. In float64 the reference is torch in float64. In float32 the reference
     is torch in float64 on the same (float32-rounded) inputs, and torch's own float32 error
-    against it is kept too: an op passes when it is within ``tol`` or no more than twice as far
-    from the truth as torch's float32 is (where torch's float32 loses digits, ours may too)."""
+    against it is kept too: an op passes when it is within ``tol`` or no more than
+    ``FLOAT32_SLACK`` times as far from the truth as torch's float32 is (where torch's float32
+    loses digits, ours may too; a float32 bug costs orders of magnitude, not a factor of 10)."""
 
     case: str
     dtype: str
@@ -66,7 +72,7 @@ class ParityResult:
         return max([self.forward_error, *self.grad_errors.values()])
 
     def _allowed(self, torch_error: float) -> float:
-        return max(self.tol, 2.0 * torch_error)
+        return max(self.tol, FLOAT32_SLACK * torch_error)
 
     @property
     def passed(self) -> bool:

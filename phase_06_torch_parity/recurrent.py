@@ -35,6 +35,14 @@ from phase_06_torch_parity.harness import ParityCase
 
 GATES = {"rnn": 1, "lstm": 4, "gru": 3}
 
+# tanh's derivative 1 - t^2 is computed from a rounded t. Near saturation one ulp of t is a large
+# share of 1 - t, and NumPy's float32 tanh is within 1 ulp where torch's is within 0.5
+# (measured over x in [3, 9]: 0.99 and 0.51 ulp). With one hidden unit a single saturated value
+# carries the whole gradient, so ours can be more than ten times torch's error (seen: 8.5e-4
+# against 7.0e-5 for the bias of a one-unit RNN over 3 steps).
+TANH_FLOAT32_TOL = 2e-3
+TANH_FLOAT32_REASON = "1 - tanh^2 from a rounded float32 tanh near saturation"
+
 
 def _sizes(rng):
     return tuple(int(v) for v in (rng.integers(1, 4), rng.integers(1, 7), rng.integers(1, 5),
@@ -180,9 +188,11 @@ def _gru_reference(x, h0, w_x, w_h, b_x, b_h):
 
 RECURRENT_CASES: list[ParityCase] = [
     ParityCase("rnn step (nn.RNNCell)", rnn_step_forward, rnn_step_backward, _rnn_step_reference,
-               _rnn_step_inputs, arg_names=("x_t", "h_prev", "w_x", "w_h", "b")),
+               _rnn_step_inputs, arg_names=("x_t", "h_prev", "w_x", "w_h", "b"),
+               tol_float32=TANH_FLOAT32_TOL, reason=TANH_FLOAT32_REASON),
     ParityCase("rnn sequence (nn.RNN)", rnn_forward, rnn_backward, _rnn_reference, _rnn_inputs,
-               arg_names=("x", "h0", "w_x", "w_h", "b")),
+               arg_names=("x", "h0", "w_x", "w_h", "b"),
+               tol_float32=TANH_FLOAT32_TOL, reason=TANH_FLOAT32_REASON),
     ParityCase("lstm cell (gate math)", lstm_cell_forward, lstm_cell_backward,
                _lstm_cell_reference, _lstm_cell_inputs, arg_names=("a", "c_prev")),
     ParityCase("lstm step (nn.LSTMCell)", lstm_step_forward, lstm_step_backward,

@@ -86,3 +86,13 @@ def test_gradients_finite_at_extreme_logits(big):
     p, cache = softmax_forward(x)
     (dx,) = softmax_backward(np.ones(3), cache)
     assert np.all(np.isfinite(dx))
+
+
+def test_log_softmax_keeps_a_tiny_loss_in_float32():
+    # -log p of the winning class is ~6.1e-7 here; x - (m + lse) would round it to the float32
+    # spacing near 9 (~1e-6). (x - m) - lse keeps it to the precision of the float32 sum.
+    x = np.array([-6.93337352, 9.14873991, -5.34210253])
+    exact = -log_softmax(x)[1]
+    tiny = -log_softmax(x.astype(np.float32))[1]
+    assert tiny.dtype == np.float32
+    assert abs(tiny - exact) / exact < 0.05

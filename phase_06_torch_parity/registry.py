@@ -47,7 +47,6 @@ from phase_06_torch_parity.recurrent import (
     TANH_FLOAT32_TOL,
 )
 
-
 # torch's GELU computes 0.5 x (1 + erf(x / sqrt 2)) and 0.5 x (1 + tanh(u)); for x << 0 the
 # 1 + ... cancels, even in float64 (relative error ~ 1e-16 / (1 + tanh u): 3.4e-9 was seen at
 # x ~ -6 over 3000 seeds). Ours uses erfc and sigmoid(2u) and keeps those digits, so the

@@ -12,30 +12,20 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import argparse  # noqa: E402
 import sys  # noqa: E402
-from dataclasses import fields
 from pathlib import Path
 
+from phase_01_nn.config_options import add_config_options, config_from_args  # noqa: E402
 from phase_01_nn.corpus import CorpusNotFoundError  # noqa: E402
 from phase_01_nn.demos import NamesConfig, SpiralsConfig, run_names, run_perceptron, run_spirals
-
-
-def _add_config_options(parser: argparse.ArgumentParser, config_class) -> None:
-    for field in fields(config_class):
-        parser.add_argument(f"--{field.name.replace('_', '-')}", type=type(field.default),
-                            default=field.default, help=f"(default {field.default})")
-
-
-def _config_from(args: argparse.Namespace, config_class):
-    return config_class(**{f.name: getattr(args, f.name) for f in fields(config_class)})
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m phase_01_nn", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     spirals = commands.add_parser("spirals", help="an MLP on 3-class spirals")
-    _add_config_options(spirals, SpiralsConfig)
+    add_config_options(spirals, SpiralsConfig)
     names = commands.add_parser("names", help="Bengio et al. 2003 char MLP on names.txt")
-    _add_config_options(names, NamesConfig)
+    add_config_options(names, NamesConfig)
     names.add_argument("--data", default=None, help="path to names.txt (default: by name)")
     perceptron = commands.add_parser("perceptron", help="Rosenblatt's rule: separable vs XOR")
     perceptron.add_argument("--seed", type=int, default=0)
@@ -46,11 +36,11 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out or Path("runs") / "phase_01" / args.command
 
     if args.command == "spirals":
-        summary = run_spirals(_config_from(args, SpiralsConfig), out)
+        summary = run_spirals(config_from_args(args, SpiralsConfig), out)
         print(f"training accuracy {summary['train_accuracy']:.2%} in {summary['seconds']} s")
     elif args.command == "names":
         try:
-            summary = run_names(_config_from(args, NamesConfig), out, args.data)
+            summary = run_names(config_from_args(args, NamesConfig), out, args.data)
         except CorpusNotFoundError as error:
             print(f"error: {error}", file=sys.stderr)
             return 2

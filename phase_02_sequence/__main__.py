@@ -13,9 +13,9 @@ for _variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import argparse  # noqa: E402
 import sys  # noqa: E402
-from dataclasses import fields  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+from phase_01_nn.config_options import add_config_options, config_from_args  # noqa: E402
 from phase_01_nn.corpus import CorpusNotFoundError  # noqa: E402
 from phase_02_sequence.experiments import (  # noqa: E402
     AddingConfig,
@@ -36,22 +36,12 @@ HELP = {"vanishing": "gradient norm against distance, RNN vs LSTM, before and af
         "seq2seq": "encoder-decoder LSTM reversing digit strings"}
 
 
-def _add_config_options(parser: argparse.ArgumentParser, config_class) -> None:
-    for field in fields(config_class):
-        parser.add_argument(f"--{field.name.replace('_', '-')}", type=type(field.default),
-                            default=field.default, help=f"(default {field.default})")
-
-
-def _config_from(args: argparse.Namespace, config_class):
-    return config_class(**{f.name: getattr(args, f.name) for f in fields(config_class)})
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m phase_02_sequence", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     for name, config_class in CONFIGS.items():
         sub = commands.add_parser(name, help=HELP[name])
-        _add_config_options(sub, config_class)
+        add_config_options(sub, config_class)
         sub.add_argument("--out", type=Path, default=None,
                          help=f"output directory (default runs/phase_02/{name})")
         if name == "charlm":
@@ -61,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
                              help="continue from <out>/checkpoint.npz with its saved config")
     args = parser.parse_args(argv)
     out = args.out or Path("runs") / "phase_02" / args.command
-    config = _config_from(args, CONFIGS[args.command])
+    config = config_from_args(args, CONFIGS[args.command])
 
     if args.command == "vanishing":
         summary = run_vanishing(config, out)

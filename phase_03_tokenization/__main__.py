@@ -11,9 +11,9 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import argparse  # noqa: E402
 import sys  # noqa: E402
-from dataclasses import fields  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+from phase_01_nn.config_options import add_config_options, config_from_args  # noqa: E402
 from phase_01_nn.corpus import CorpusNotFoundError  # noqa: E402
 from phase_03_tokenization.demos import (  # noqa: E402
     BPEConfig,
@@ -23,23 +23,13 @@ from phase_03_tokenization.demos import (  # noqa: E402
 )
 
 
-def _add_config_options(parser: argparse.ArgumentParser, config_class) -> None:
-    for field in fields(config_class):
-        parser.add_argument(f"--{field.name.replace('_', '-')}", type=type(field.default),
-                            default=field.default, help=f"(default {field.default})")
-
-
-def _config_from(args: argparse.Namespace, config_class):
-    return config_class(**{f.name: getattr(args, f.name) for f in fields(config_class)})
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m phase_03_tokenization", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     bpe = commands.add_parser("bpe", help="train byte-level BPE on Tiny Shakespeare")
-    _add_config_options(bpe, BPEConfig)
+    add_config_options(bpe, BPEConfig)
     word2vec = commands.add_parser("word2vec", help="skip-gram word vectors on Tiny Shakespeare")
-    _add_config_options(word2vec, Word2VecConfig)
+    add_config_options(word2vec, Word2VecConfig)
     word2vec.add_argument("--query", nargs="*", default=None,
                           help="words whose nearest neighbours to print")
     for sub in (bpe, word2vec):
@@ -51,12 +41,12 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         if args.command == "bpe":
-            summary = run_bpe(_config_from(args, BPEConfig), out, args.data)
+            summary = run_bpe(config_from_args(args, BPEConfig), out, args.data)
             print(f"vocabulary {summary['vocab_size']} trained in {summary['train_seconds']} s; "
                   f"{summary['characters_per_token']} characters per token")
             print("longest tokens:", summary["longest_tokens"])
         else:
-            config = _config_from(args, Word2VecConfig)
+            config = config_from_args(args, Word2VecConfig)
             summary = (run_word2vec(config, out, args.data, args.query) if args.query
                        else run_word2vec(config, out, args.data))
             for query, neighbours in summary["neighbours"].items():

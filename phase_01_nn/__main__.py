@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
-import os
+from phase_01_nn.blas_threads import use_one_blas_thread
 
-# The demos multiply small matrices, where a multi-threaded BLAS gains nothing and, on a busy
-# two-core machine, loses a lot waiting for its threads (measured: 2.2 s vs up to 40 s for
-# spirals). One thread unless the user says otherwise; this must run before NumPy is imported.
-os.environ.setdefault("OMP_NUM_THREADS", "1")
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+use_one_blas_thread()  # before NumPy is imported: see phase_01_nn/blas_threads.py
 
 import argparse  # noqa: E402
 import sys  # noqa: E402
-from pathlib import Path
+from pathlib import Path  # noqa: E402
 
 from phase_01_nn.config_options import add_config_options, config_from_args  # noqa: E402
 from phase_01_nn.corpus import CorpusNotFoundError  # noqa: E402
-from phase_01_nn.demos import NamesConfig, SpiralsConfig, run_names, run_perceptron, run_spirals
+from phase_01_nn.demos import (  # noqa: E402
+    NamesConfig,
+    SpiralsConfig,
+    run_names,
+    run_perceptron,
+    run_spirals,
+)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,7 +10,6 @@ output directory, shows a progress bar, and on Ctrl-C stops cleanly, keeping wha
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from dataclasses import asdict, dataclass
@@ -40,7 +39,7 @@ from phase_01_nn.losses import (  # noqa: E402
     softmax_cross_entropy_backward,
     softmax_cross_entropy_forward,
 )
-from phase_01_nn.metrics import MetricsLog, plot_curves  # noqa: E402
+from phase_01_nn.metrics import MetricsLog, plot_curves, write_summary  # noqa: E402
 from phase_01_nn.module import Module, Sequential  # noqa: E402
 from phase_01_nn.optimizers import AdamW  # noqa: E402
 from phase_01_nn.perceptron import perceptron_predict, perceptron_train  # noqa: E402
@@ -71,9 +70,6 @@ def evaluate(model: Module, x: np.ndarray, y: np.ndarray, batch: int = 8192) -> 
     model.train(was_training)
     return total / len(x)
 
-
-def _write_summary(out: Path, summary: dict) -> None:
-    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
 
 
 # ----------------------------------------------------------------------------------- spirals
@@ -143,7 +139,7 @@ def run_spirals(config: SpiralsConfig, out: Path) -> dict:
     summary = {"train_accuracy": accuracy, "steps": rows[-1]["step"] + 1 if rows else 0,
                "seconds": round(time.perf_counter() - started, 2),
                "parameters": model.num_parameters(), "config": asdict(config)}
-    _write_summary(out, summary)
+    write_summary(out, summary)
     return summary
 
 
@@ -224,7 +220,7 @@ def run_names(config: NamesConfig, out: Path, data_path: str | None = None) -> d
     summary = {**{f"{k}_loss": round(v, 4) for k, v in results.items()},
                "steps": completed, "interrupted": interrupted, "seconds": round(seconds, 1),
                "parameters": model.num_parameters(), "config": asdict(config), "samples": names}
-    _write_summary(out, summary)
+    write_summary(out, summary)
     return summary
 
 
@@ -262,5 +258,5 @@ def run_perceptron(out: Path, seed: int = 0, epochs: int = 50) -> dict:
     fig.tight_layout()
     fig.savefig(out / "perceptron.png", dpi=120)
     plt.close(fig)
-    _write_summary(out, summary)
+    write_summary(out, summary)
     return summary

@@ -40,6 +40,13 @@ class MetricsLog:
         self.close()
 
 
+def write_summary(out: str | Path, summary: dict) -> Path:
+    """A run's final figures as ``<out>/summary.json``, indented for reading."""
+    path = Path(out) / "summary.json"
+    path.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    return path
+
+
 def read_metrics(path: str | Path) -> list[dict]:
     with open(path, encoding="utf-8") as handle:
         return [json.loads(line) for line in handle if line.strip()]

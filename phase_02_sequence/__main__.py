@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-import os
+from phase_01_nn.blas_threads import use_one_blas_thread
 
-# One BLAS thread unless the caller says otherwise, set before NumPy loads. A recurrent step is a
-# (B, H) @ (H, 4H) matmul, too small to split across threads: on a busy 2-core machine threaded
-# OpenBLAS ran the adding problem's LSTM step (B = 64, H = 64, T = 100) at 135-200 ms against
-# 30 ms with one thread, and the char LM's (H = 256, B = 64) at about 1 s against 154 ms.
-for _variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_variable, "1")
+use_one_blas_thread()  # before NumPy is imported: see phase_01_nn/blas_threads.py
 
 import argparse  # noqa: E402
 import sys  # noqa: E402

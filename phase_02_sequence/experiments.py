@@ -13,7 +13,6 @@ output directory, shows a progress bar, and on Ctrl-C stops cleanly, keeping wha
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from dataclasses import asdict, dataclass
@@ -35,7 +34,7 @@ from phase_01_nn.losses import (  # noqa: E402
     softmax_cross_entropy_backward,
     softmax_cross_entropy_forward,
 )
-from phase_01_nn.metrics import MetricsLog, plot_curves  # noqa: E402
+from phase_01_nn.metrics import MetricsLog, plot_curves, write_summary  # noqa: E402
 from phase_01_nn.module import Module  # noqa: E402
 from phase_01_nn.optimizers import Adam  # noqa: E402
 from phase_01_nn.schedule import warmup_cosine_lr  # noqa: E402
@@ -58,9 +57,6 @@ from phase_02_sequence.stacked import recurrent_layer  # noqa: E402
 
 ADDING_BASELINE = 1.0 / 6.0  # Var(u + v) for u, v ~ U(0, 1): the MSE of always predicting 1
 
-
-def _write_summary(out: Path, summary: dict) -> None:
-    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
 
 
 # ------------------------------------------------------------------------------- adding
@@ -198,7 +194,7 @@ def run_adding(config: AddingConfig, out: Path) -> dict:
                     ys=_parse_list(config.cells), ylabel="test MSE",
                     title=f"adding problem, T = {length}", hline=(ADDING_BASELINE, "predict 1"))
     summary["seconds"] = round(time.perf_counter() - started, 1)
-    _write_summary(out, summary)
+    write_summary(out, summary)
     return summary
 
 
@@ -270,7 +266,7 @@ def run_vanishing(config: VanishingConfig, out: Path) -> dict:
     fig.savefig(out / "vanishing.png", dpi=120)
     plt.close(fig)
     summary["seconds"] = round(time.perf_counter() - started, 1)
-    _write_summary(out, summary)
+    write_summary(out, summary)
     return summary
 
 
@@ -344,7 +340,7 @@ def run_charlm(config: CharLMRunConfig, out: Path, *, data_path: str | None = No
     summary = {"val_loss": round(val_loss, 4), "steps": run.step, "stopped": stopped,
                "seconds": round(seconds, 1), "parameters": run.model.num_parameters(),
                "config": asdict(run.config), "sample": text_sample}
-    _write_summary(out, summary)
+    write_summary(out, summary)
     return summary
 
 
@@ -428,5 +424,5 @@ def run_seq2seq(config: Seq2SeqRunConfig, out: Path) -> dict:
                "seconds": round(time.perf_counter() - started, 1),
                "parameters": model.num_parameters(), "examples": examples,
                "config": asdict(config)}
-    _write_summary(out, summary)
+    write_summary(out, summary)
     return summary

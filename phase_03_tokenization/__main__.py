@@ -3,11 +3,9 @@ Benchmarks: ``python -m phase_03_tokenization.bench``."""
 
 from __future__ import annotations
 
-import os
+from phase_01_nn.blas_threads import use_one_blas_thread
 
-# word2vec multiplies small matrices, where a multi-threaded BLAS only waits on its threads.
-os.environ.setdefault("OMP_NUM_THREADS", "1")
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+use_one_blas_thread()  # before NumPy is imported: see phase_01_nn/blas_threads.py
 
 import argparse  # noqa: E402
 import sys  # noqa: E402

@@ -10,7 +10,6 @@ directory; word2vec shows a progress bar and on Ctrl-C stops cleanly, keeping wh
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from dataclasses import asdict, dataclass
@@ -21,7 +20,7 @@ from tqdm import tqdm
 
 from phase_01_nn.checkpoint import save_checkpoint
 from phase_01_nn.corpus import load_corpus
-from phase_01_nn.metrics import MetricsLog, plot_curves
+from phase_01_nn.metrics import MetricsLog, plot_curves, write_summary
 from phase_01_nn.optimizers import SGD
 from phase_03_tokenization.bpe import BPETokenizer
 from phase_03_tokenization.word2vec import (
@@ -35,9 +34,6 @@ from phase_03_tokenization.word2vec import (
 
 QUERIES = ("king", "love", "romeo", "blood", "thou", "france", "night", "good")
 
-
-def _write_summary(out: Path, summary: dict) -> None:
-    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
 
 
 # ---------------------------------------------------------------------------------------- bpe
@@ -67,7 +63,7 @@ def run_bpe(config: BPEConfig, out: Path, data_path: str | None = None) -> dict:
                "config": asdict(config)}
     with MetricsLog(out / "metrics.jsonl") as log:
         log.write(**{k: v for k, v in summary.items() if isinstance(v, (int, float))})
-    _write_summary(out, summary)
+    write_summary(out, summary)
     return summary
 
 
@@ -144,5 +140,5 @@ def run_word2vec(config: Word2VecConfig, out: Path, data_path: str | None = None
                "interrupted": interrupted, "seconds": round(seconds, 1),
                "vocabulary": len(corpus.words), "neighbours": neighbours,
                "config": asdict(config)}
-    _write_summary(out, summary)
+    write_summary(out, summary)
     return summary

@@ -1,2 +1,2 @@
-"""Phase 4: attention — from Bahdanau's fix for the seq2seq bottleneck to scaled dot-product,
-multi-head self-attention, and the ladder from a bigram model to a transformer block."""
+"""Phase 4: attention in NumPy, from Bahdanau's alignment to multi-head causal self-attention,
+and the ladder from a bigram model to a transformer block."""

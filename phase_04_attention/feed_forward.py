@@ -1,7 +1,7 @@
 """The position-wise feed-forward network of Vaswani et al. (2017): the same two-layer MLP
 applied to every token on its own, FFN(x) = relu(x W_1 + b_1) W_2 + b_2, with a hidden width of
 4C. Attention moves information between tokens; this is where each token computes on what it
-gathered. Rung 4 of the ladder adds it. Notes: ``phase_04_attention/notes/06_the_ladder.md``.
+gathered. Rung 4 of the ladder adds it. Notes: ``phase_04_attention/notes/04_the_ladder.md``.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ and unit variance, then scale and shift them by learned ``gamma`` and ``beta``.
 Unlike batch normalisation the statistics are taken over one token's own C features, so a token
 never sees the batch or the other positions: the op is the same in training and at test time,
 and it cannot leak the future into a causal model. Rung 6 of the ladder adds it; phase 5 builds
-its transformer block on this pair. Derivation: ``phase_04_attention/notes/06_the_ladder.md``.
+its transformer block on this pair. Derivation: ``phase_04_attention/notes/04_the_ladder.md``.
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ from phase_04_attention.seq2seq_attention import (  # noqa: E402
     run_seq2seq_attention,
 )
 
-DEFAULT_PROMPT = "JULIET:\nO Romeo, Romeo! wherefore"
+DEFAULT_PROMPT = "ROMEO:\nBut soft, what light"
 LADDER_OUT = Path("runs") / "phase_04" / "ladder"
 
 

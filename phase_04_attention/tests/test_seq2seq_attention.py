@@ -11,6 +11,7 @@ from phase_04_attention.seq2seq_attention import (
     BahdanauSeq2Seq,
     LuongSeq2Seq,
     Seq2SeqAttentionConfig,
+    reverse_task,
     run_seq2seq_attention,
 )
 
@@ -117,3 +118,10 @@ def test_bad_arguments_fail_clearly():
         model.forward(np.zeros((2, 4), np.int64), np.zeros((2, 3), np.int64), np.ones((2, 4)))
     with pytest.raises(ValueError, match=r"target_in must be \(B, L\) with the source's B = 2"):
         model.forward(np.zeros((2, 4), np.int64), np.zeros((3, 3), np.int64))
+
+
+def test_long_strings_get_a_task_too():
+    task = reverse_task(np.random.default_rng(0), 32, 10)
+    assert task.test_source.shape == (10, 32) and task.test_source.max() <= 9
+    assert task.train_batch(np.random.default_rng(1), 4, 7).shape == (4, 7)
+    assert reverse_task(np.random.default_rng(0), 8, 10).test_source.shape == (10, 8)

@@ -40,6 +40,14 @@ from phase_01_nn.losses import (
     softmax_cross_entropy_forward,
 )
 from phase_03_tokenization.word2vec import sgns_backward, sgns_forward
+from phase_04_attention.attention import (
+    multi_head_self_attention_backward,
+    multi_head_self_attention_forward,
+    scaled_dot_product_attention_backward,
+    scaled_dot_product_attention_forward,
+    self_attention_backward,
+    self_attention_forward,
+)
 from phase_06_torch_parity.harness import ParityCase
 from phase_06_torch_parity.recurrent import (
     RECURRENT_CASES,
@@ -169,6 +177,83 @@ def _sgns_reference(v_center, u_context, u_negative):
     return (-F.logsigmoid(positive) - F.logsigmoid(-negative).sum(-1)).mean()
 
 
+# The q and k gradients of attention are built from dS = P * (dP - rowsum(dP * P)), whose rows sum
+# to zero: with two or three visible keys the terms nearly cancel and float32 keeps few digits of
+# the difference. Ours and torch's both lose them (1e-4 seen for each at width 1, three keys),
+# in different roundings, so the ratio of the two errors is not a fair judge there.
+ATTENTION_FLOAT32_TOL = 5e-4
+ATTENTION_FLOAT32_REASON = "q, k gradients are a cancelling sum (rows of dS sum to 0)"
+
+
+def _size(rng, low=1, high=5) -> int:
+    return int(rng.integers(low, high + 1))
+
+
+def _sdpa_inputs(rng, *, fully_masked_rows=False):
+    lead = _shape(rng, 1, 2, 3)
+    # with one key (or one visible key per query) the weights are constant 1 and the q, k
+    # gradients are exactly 0: a relative error against torch's 1e-17 would read 1
+    t_q, t_k, d, dv = _size(rng), _size(rng, 2), _size(rng), _size(rng)
+    q, k = rng.standard_normal((*lead, t_q, d)), rng.standard_normal((*lead, t_k, d))
+    v = rng.standard_normal((*lead, t_k, dv))
+    if fully_masked_rows:
+        mask = rng.random((t_q, t_k)) < 0.5
+        mask[rng.integers(t_q)] = False
+        return (q, k, v), {"mask": mask}
+    if t_q <= t_k and rng.random() < 0.5:
+        return (q, k, v), {"causal": True}
+    mask = rng.random((*lead, t_q, t_k)) < 0.7
+    mask[..., 0] = True  # older torch gives nan for a query that sees nothing: next case
+    mask[..., 0, 1] = True
+    return (q, k, v), {"mask": mask}
+
+
+def _torch_sdpa(q, k, v, *, mask=None, causal=False):
+    if causal:  # our causal mask aligns the queries with the last keys; torch's with the first
+        t_q, t_k = q.shape[-2], k.shape[-2]
+        mask = torch.ones(t_q, t_k, dtype=torch.bool).tril(t_k - t_q)
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+
+
+def _softmax_attention_with_empty_rows(q, k, v, *, mask):
+    """Where a query may see no key, its weights (and output) are zero. Written out, because
+    ``F.scaled_dot_product_attention`` gives nan there in older torch (zeros in 2.13)."""
+    scores = (q @ k.transpose(-1, -2)) / q.shape[-1] ** 0.5
+    any_key = mask.any(-1, keepdim=True)
+    scores = torch.where(any_key, scores.masked_fill(~mask, float("-inf")), 0.0)
+    return (torch.softmax(scores, -1) * any_key) @ v
+
+
+def _self_attention_inputs(rng):
+    b, t, c, hs = _size(rng, 1, 3), _size(rng, 2), _size(rng), _size(rng)
+    return (rng.standard_normal((b, t, c)), rng.standard_normal((c, hs)),
+            rng.standard_normal((c, hs)), rng.standard_normal((c, _size(rng)))), {
+        "causal": bool(rng.random() < 0.5)}
+
+
+def _torch_self_attention(x, w_q, w_k, w_v, *, causal):
+    return F.scaled_dot_product_attention(x @ w_q, x @ w_k, x @ w_v, is_causal=causal)
+
+
+def _mha_inputs(rng):
+    b, t, n_head, d = _size(rng, 1, 3), _size(rng, 2), _size(rng, 1, 3), _size(rng, 1, 3)
+    c = n_head * d
+    bias = rng.random() < 0.75
+    return (rng.standard_normal((b, t, c)), rng.standard_normal((c, 3 * c)),
+            rng.standard_normal(3 * c) if bias else None, rng.standard_normal((c, c)),
+            rng.standard_normal(c) if bias else None), {
+        "n_head": n_head, "causal": bool(rng.random() < 0.5)}
+
+
+def _torch_mha(x, w_qkv, b_qkv, w_o, b_o, *, n_head, causal):
+    """torch's fused kernel over heads split from one (C, 3C) projection, as in nanoGPT."""
+    b, t, c = x.shape
+    q, k, v = F.linear(x, w_qkv.T, b_qkv).split(c, dim=-1)
+    q, k, v = (a.view(b, t, n_head, c // n_head).transpose(1, 2) for a in (q, k, v))
+    heads = F.scaled_dot_product_attention(q, k, v, is_causal=causal)
+    return F.linear(heads.transpose(1, 2).reshape(b, t, c), w_o.T, b_o)
+
+
 CASES: list[ParityCase] = [
     ParityCase("softmax", softmax_forward, softmax_backward,
                lambda x, *, axis=-1: torch.softmax(x, dim=axis), _axis_inputs),
@@ -208,4 +293,21 @@ CASES: list[ParityCase] = [
     *RECURRENT_CASES,
     ParityCase("word2vec skip-gram, negative sampling", sgns_forward, sgns_backward,
                _sgns_reference, _sgns_inputs, arg_names=("v_center", "u_context", "u_negative")),
+    ParityCase("scaled dot-product attention", scaled_dot_product_attention_forward,
+               scaled_dot_product_attention_backward, _torch_sdpa, _sdpa_inputs,
+               arg_names=("q", "k", "v"),
+               tol_float32=ATTENTION_FLOAT32_TOL, reason=ATTENTION_FLOAT32_REASON),
+    ParityCase("scaled dot-product attention (queries that see nothing)",
+               scaled_dot_product_attention_forward, scaled_dot_product_attention_backward,
+               _softmax_attention_with_empty_rows,
+               lambda rng: _sdpa_inputs(rng, fully_masked_rows=True), arg_names=("q", "k", "v"),
+               tol_float32=ATTENTION_FLOAT32_TOL, reason=ATTENTION_FLOAT32_REASON),
+    ParityCase("self-attention (one head)", self_attention_forward, self_attention_backward,
+               _torch_self_attention, _self_attention_inputs,
+               arg_names=("x", "w_q", "w_k", "w_v"),
+               tol_float32=ATTENTION_FLOAT32_TOL, reason=ATTENTION_FLOAT32_REASON),
+    ParityCase("multi-head self-attention", multi_head_self_attention_forward,
+               multi_head_self_attention_backward, _torch_mha, _mha_inputs,
+               arg_names=("x", "w_qkv", "b_qkv", "w_o", "b_o"),
+               tol_float32=ATTENTION_FLOAT32_TOL, reason=ATTENTION_FLOAT32_REASON),
 ]

@@ -1,0 +1,1 @@
+"""Phase 4: attention in NumPy, from Bahdanau's alignment to multi-head causal self-attention."""

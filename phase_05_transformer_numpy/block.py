@@ -25,13 +25,15 @@ class Block(Module):
     """One GPT block, (B, T, C) -> (B, T, C): modules ``ln_1``, ``attn``, ``ln_2``, ``mlp``.
 
     ``pre_ln`` chooses where the norms sit (module docstring). ``causal`` masks attention to the
-    past (a decoder); ``dropout`` is the residual dropout on both branches, drawn from ``rng``.
+    past (a decoder); ``dropout`` is the residual dropout on both branches, drawn from ``rng``;
+    ``hidden`` is the feed-forward width (4C by default). ``forward(x, mask)`` passes ``mask`` to
+    the attention (a padding mask; see phase 4).
     """
 
     def __init__(self, dim: int, n_head: int, *, rng: np.random.Generator, pre_ln: bool = True,
                  causal: bool = True, bias: bool = True, dropout: float = 0.0,
                  std: float = 0.02, proj_std: float = 0.02, gelu: str = "none",
-                 dtype=np.float32) -> None:
+                 hidden: int | None = None, dtype=np.float32) -> None:
         super().__init__()
         self.ln_1 = self.add_module("ln_1", LayerNorm(dim, bias=bias, dtype=dtype))
         self.attn = self.add_module("attn", MultiHeadSelfAttention(
@@ -39,8 +41,8 @@ class Block(Module):
             dtype=dtype))
         self.ln_2 = self.add_module("ln_2", LayerNorm(dim, bias=bias, dtype=dtype))
         self.mlp = self.add_module("mlp", FeedForward(
-            dim, 4 * dim, rng=rng, bias=bias, std=std, proj_std=proj_std, approximate=gelu,
-            dtype=dtype))
+            dim, 4 * dim if hidden is None else hidden, rng=rng, bias=bias, std=std,
+            proj_std=proj_std, approximate=gelu, dtype=dtype))
         self.drop_attn = self.add_module("drop_attn", Dropout(dropout, rng))
         self.drop_mlp = self.add_module("drop_mlp", Dropout(dropout, rng))
         self.pre_ln = pre_ln

@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pytest
 
+from phase_01_nn.blas_threads import VARIABLES
 from phase_01_nn.vocabulary import CharVocabulary, train_val_split
 from phase_05_transformer_numpy.presets import PRESETS, TrainConfig, preset
 from phase_05_transformer_numpy.train import main, parse_args
@@ -123,6 +124,8 @@ def test_presets_and_overrides():
 
 
 def test_command_trains_resumes_and_samples(tmp_path, monkeypatch, capsys):
+    for variable in VARIABLES:  # main() sets them; monkeypatch restores them afterwards
+        monkeypatch.setenv(variable, "1")
     corpus = tmp_path / "corpus.txt"
     corpus.write_text(TEXT, encoding="utf-8")
     out = tmp_path / "run"

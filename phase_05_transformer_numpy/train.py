@@ -55,10 +55,11 @@ def main(argv: list[str] | None = None) -> int:
     except (CorpusNotFoundError, FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    print(summary["sample"])
-    print(f"validation loss {summary['val_loss']:.4f} nats/char (target <= {TARGET_VAL_LOSS}) "
-          f"after {summary['steps']} steps; {summary['seconds']} s in all, "
-          f"{summary['tokens_per_s']:,} tokens/s while training")
+    if summary["val_loss"] is not None:
+        print(summary["sample"])
+        print(f"validation loss {summary['val_loss']:.4f} nats/char (target <= "
+              f"{TARGET_VAL_LOSS}) after {summary['steps']} steps; {summary['seconds']} s in "
+              f"all, {summary['tokens_per_s']:,} tokens/s while training")
     if summary["stopped"]:
         print(f"stopped early: {summary['stopped']}")
     print(f"outputs in {out}/")

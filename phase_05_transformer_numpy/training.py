@@ -226,16 +226,18 @@ def run_training(config: TrainConfig, out: Path, *, resume: bool = False,
             run.save(checkpoint)
         rows = log.rows
     seconds = time.perf_counter() - started
-    val_loss = evaluate_all(run.model, val_ids)
+    summary = {"val_loss": None, "steps": run.step, "stopped": stopped,
+               "seconds": round(seconds, 1), "train_seconds": round(train_seconds, 1),
+               "tokens_per_s": round(tokens_per_step * session_steps / max(train_seconds, 1e-9)),
+               "parameters": run.model.num_parameters(), "config": asdict(c), "sample": ""}
     plot_curves(rows, out / "loss.png", ys=["loss", "train_loss", "val_loss"],
                 ylabel="nats per character", title="GPT on Tiny Shakespeare (NumPy)",
                 hline=(TARGET_VAL_LOSS, f"target {TARGET_VAL_LOSS}"))
-    sample = sample_text(run.model, vocab, "\n", c.sample_chars,
-                         np.random.default_rng(c.seed), temperature=0.8, top_k=200)
-    (out / "sample.txt").write_text(sample + "\n", encoding="utf-8")
-    summary = {"val_loss": round(val_loss, 4), "steps": run.step, "stopped": stopped,
-               "seconds": round(seconds, 1), "train_seconds": round(train_seconds, 1),
-               "tokens_per_s": round(tokens_per_step * session_steps / max(train_seconds, 1e-9)),
-               "parameters": run.model.num_parameters(), "config": asdict(c), "sample": sample}
+    if stopped is None or stop.requested:  # a diverged model has nothing to evaluate or say
+        summary["val_loss"] = round(evaluate_all(run.model, val_ids), 4)
+        summary["sample"] = sample_text(run.model, vocab, "\n", c.sample_chars,
+                                        np.random.default_rng(c.seed), temperature=0.8,
+                                        top_k=200)
+        (out / "sample.txt").write_text(summary["sample"] + "\n", encoding="utf-8")
     write_summary(out, summary)
     return summary

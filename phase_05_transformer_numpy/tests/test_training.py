@@ -154,3 +154,24 @@ def test_split_is_ninety_ten():
     ids, _ = _data()
     train, val = train_val_split(ids)
     assert len(train) == int(0.9 * len(ids)) and len(train) + len(val) == len(ids)
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # the overflow that makes the nan
+def test_command_stops_on_a_non_finite_loss_and_keeps_the_last_checkpoint(tmp_path, monkeypatch,
+                                                                          capsys):
+    for variable in VARIABLES:
+        monkeypatch.setenv(variable, "1")
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text(TEXT, encoding="utf-8")
+    out = tmp_path / "run"
+    code = main(["--preset", "tiny", "--data", str(corpus), "--out", str(out), "--n-embd", "16",
+                 "--block-size", "8", "--eval-interval", "1", "--eval-iters", "1", "--lr", "1e9",
+                 "--min-lr", "1e9", "--warmup-iters", "0", "--max-iters", "50"])
+    assert code == 1
+    printed = capsys.readouterr().out
+    assert "stopped early: step 2: the loss became nan" in printed
+    _, _, config = load_model(out / "checkpoint.npz")
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["steps"] == 2 and summary["val_loss"] is None
+    run = GPTTraining.load(out / "checkpoint.npz", train_val_split(_data()[0])[0])
+    assert run.step == 2 and config.lr == 1e9  # the state after the last good step

@@ -48,6 +48,16 @@ from phase_04_attention.attention import (
     self_attention_backward,
     self_attention_forward,
 )
+from phase_05_transformer_numpy.feed_forward import feed_forward_backward, feed_forward_forward
+from phase_05_transformer_numpy.label_smoothing import (
+    label_smoothing_cross_entropy_backward,
+    label_smoothing_cross_entropy_forward,
+)
+from phase_05_transformer_numpy.layer_norm import layer_norm_backward, layer_norm_forward
+from phase_05_transformer_numpy.positional import (
+    positional_encoding_backward,
+    positional_encoding_forward,
+)
 from phase_06_torch_parity.harness import ParityCase
 from phase_06_torch_parity.recurrent import (
     RECURRENT_CASES,
@@ -254,6 +264,52 @@ def _torch_mha(x, w_qkv, b_qkv, w_o, b_o, *, n_head, causal):
     return F.linear(heads.transpose(1, 2).reshape(b, t, c), w_o.T, b_o)
 
 
+def _layer_norm_inputs(rng):
+    lead, c = _shape(rng, 1, 3), _size(rng, 3, 6)  # with 1 or 2 features x_hat is 0 or +-1
+    # whatever x is, so dx is exactly 0 and a relative error means nothing
+    bias = rng.standard_normal(c) if rng.random() < 0.75 else None
+    return (3.0 * rng.standard_normal((*lead, c)) + 1.0, 1.0 + rng.standard_normal(c), bias), {}
+
+
+def _torch_layer_norm(x, gamma, beta=None, *, eps=1e-5):
+    return F.layer_norm(x, (x.shape[-1],), gamma, beta, eps=eps)
+
+
+def _feed_forward_inputs(rng):
+    lead, c, hidden = _shape(rng, 1, 3), _size(rng), _size(rng, 1, 8)
+    bias = rng.random() < 0.75
+    return (rng.standard_normal((*lead, c)), rng.standard_normal((c, hidden)),
+            rng.standard_normal(hidden) if bias else None, rng.standard_normal((hidden, c)),
+            rng.standard_normal(c) if bias else None), {
+        "approximate": str(rng.choice(["none", "tanh"]))}
+
+
+def _torch_feed_forward(x, w_fc, b_fc, w_proj, b_proj, *, approximate):
+    return F.linear(F.gelu(F.linear(x, w_fc.T, b_fc), approximate=approximate), w_proj.T, b_proj)
+
+
+def _positional_inputs(rng):
+    lead, t, c = _shape(rng, 0, 2), _size(rng), _size(rng)
+    offset = _size(rng, 0, 3)
+    return (rng.standard_normal((*lead, t, c)), rng.standard_normal((t + offset + 2, c))), {
+        "offset": offset}
+
+
+def _torch_positional(x, table, *, offset):
+    return x + table[offset:offset + x.shape[-2]]
+
+
+def _label_smoothing_inputs(rng):
+    lead, k = _classes(rng)
+    return (3.0 * rng.standard_normal((*lead, k)),), {
+        "targets": rng.integers(0, k, size=lead), "smoothing": float(rng.choice([0.0, 0.1, 0.3]))}
+
+
+def _torch_label_smoothing(logits, *, targets, smoothing):
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1),
+                           label_smoothing=smoothing)
+
+
 CASES: list[ParityCase] = [
     ParityCase("softmax", softmax_forward, softmax_backward,
                lambda x, *, axis=-1: torch.softmax(x, dim=axis), _axis_inputs),
@@ -310,4 +366,15 @@ CASES: list[ParityCase] = [
                multi_head_self_attention_backward, _torch_mha, _mha_inputs,
                arg_names=("x", "w_qkv", "b_qkv", "w_o", "b_o"),
                tol_float32=ATTENTION_FLOAT32_TOL, reason=ATTENTION_FLOAT32_REASON),
+    ParityCase("layer norm", layer_norm_forward, layer_norm_backward, _torch_layer_norm,
+               _layer_norm_inputs, arg_names=("x", "gamma", "beta")),
+    ParityCase("feed-forward (GELU MLP)", feed_forward_forward, feed_forward_backward,
+               _torch_feed_forward, _feed_forward_inputs, tol=GELU_TOL, reason=GELU_REASON,
+               arg_names=("x", "w_fc", "b_fc", "w_proj", "b_proj")),
+    ParityCase("positional encoding (added table)", positional_encoding_forward,
+               positional_encoding_backward, _torch_positional, _positional_inputs,
+               arg_names=("x", "table")),
+    ParityCase("cross-entropy with label smoothing", label_smoothing_cross_entropy_forward,
+               label_smoothing_cross_entropy_backward, _torch_label_smoothing,
+               _label_smoothing_inputs),
 ]

@@ -17,8 +17,8 @@ import numpy as np
 from phase_01_nn.dropout import Dropout
 from phase_01_nn.module import Module
 from phase_04_attention.attention import MultiHeadSelfAttention
+from phase_04_attention.layer_norm import LayerNorm
 from phase_05_transformer_numpy.feed_forward import FeedForward
-from phase_05_transformer_numpy.layer_norm import LayerNorm
 
 
 class Block(Module):

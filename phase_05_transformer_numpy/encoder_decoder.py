@@ -26,6 +26,7 @@ from phase_01_nn.embedding import embedding_backward, embedding_forward
 from phase_01_nn.linear import linear_backward, linear_forward
 from phase_01_nn.module import Module, Sequential
 from phase_04_attention.attention import MultiHeadSelfAttention
+from phase_04_attention.layer_norm import LayerNorm
 from phase_05_transformer_numpy.block import Block
 from phase_05_transformer_numpy.cross_attention import CrossAttention
 from phase_05_transformer_numpy.feed_forward import FeedForward
@@ -33,7 +34,6 @@ from phase_05_transformer_numpy.label_smoothing import (
     label_smoothing_cross_entropy_backward,
     label_smoothing_cross_entropy_forward,
 )
-from phase_05_transformer_numpy.layer_norm import LayerNorm
 from phase_05_transformer_numpy.positional import (
     positional_encoding_forward,
     sinusoidal_table,

@@ -28,8 +28,8 @@ from phase_01_nn.embedding import Embedding
 from phase_01_nn.linear import linear_backward, linear_forward
 from phase_01_nn.losses import softmax_cross_entropy_backward, softmax_cross_entropy_forward
 from phase_01_nn.module import Module, Sequential
+from phase_04_attention.layer_norm import LayerNorm
 from phase_05_transformer_numpy.block import Block
-from phase_05_transformer_numpy.layer_norm import LayerNorm
 from phase_05_transformer_numpy.positional import LearnedPositions, SinusoidalPositions
 
 POSITIONS = ("learned", "sinusoidal")

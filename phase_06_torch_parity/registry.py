@@ -62,14 +62,16 @@ from phase_04_attention.attention import (
 )
 from phase_04_attention.feed_forward import feed_forward_backward as phase4_feed_forward_backward
 from phase_04_attention.feed_forward import feed_forward_forward as phase4_feed_forward_forward
-from phase_04_attention.layer_norm import layer_norm_backward as phase4_layer_norm_backward
-from phase_04_attention.layer_norm import layer_norm_forward as phase4_layer_norm_forward
+from phase_04_attention.layer_norm import layer_norm_backward, layer_norm_forward
+from phase_05_transformer_numpy.cross_attention import (
+    cross_attention_backward,
+    cross_attention_forward,
+)
 from phase_05_transformer_numpy.feed_forward import feed_forward_backward, feed_forward_forward
 from phase_05_transformer_numpy.label_smoothing import (
     label_smoothing_cross_entropy_backward,
     label_smoothing_cross_entropy_forward,
 )
-from phase_05_transformer_numpy.layer_norm import layer_norm_backward, layer_norm_forward
 from phase_05_transformer_numpy.positional import (
     positional_encoding_backward,
     positional_encoding_forward,
@@ -350,11 +352,35 @@ def _torch_relu_mlp(x, w_1, b_1, w_2, b_2):
     return F.linear(torch.relu(F.linear(x, w_1.T, b_1)), w_2.T, b_2)
 
 
+def _cross_attention_inputs(rng):
+    b, t_q, t_k = _size(rng, 1, 3), _size(rng), _size(rng, 2)
+    n_head, d = _size(rng, 1, 3), _size(rng, 1, 3)
+    c = n_head * d
+    bias = rng.random() < 0.75
+    padding = rng.random((b, 1, 1, t_k)) < 0.7
+    padding[..., :2] = True  # a padded source still has real tokens to read
+    return (rng.standard_normal((b, t_q, c)), rng.standard_normal((b, t_k, c)),
+            rng.standard_normal((c, c)), rng.standard_normal(c) if bias else None,
+            rng.standard_normal((c, 2 * c)), rng.standard_normal(2 * c) if bias else None,
+            rng.standard_normal((c, c)), rng.standard_normal(c) if bias else None), {
+        "n_head": n_head, "mask": padding}
+
+
+def _torch_cross_attention(x, memory, w_q, b_q, w_kv, b_kv, w_o, b_o, *, n_head, mask):
+    b, t_q, c = x.shape
+    q = F.linear(x, w_q.T, b_q).view(b, t_q, n_head, c // n_head).transpose(1, 2)
+    k, v = (a.view(b, -1, n_head, c // n_head).transpose(1, 2)
+            for a in F.linear(memory, w_kv.T, b_kv).split(c, dim=-1))
+    heads = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+    return F.linear(heads.transpose(1, 2).reshape(b, t_q, c), w_o.T, b_o)
+
+
 def _layer_norm_inputs(rng):
     lead, c = _shape(rng, 1, 3), _size(rng, 3, 6)  # with 1 or 2 features x_hat is 0 or +-1
     # whatever x is, so dx is exactly 0 and a relative error means nothing
+    gamma = 1.0 + rng.standard_normal(c) if rng.random() < 0.8 else None
     bias = rng.standard_normal(c) if rng.random() < 0.75 else None
-    return (3.0 * rng.standard_normal((*lead, c)) + 1.0, 1.0 + rng.standard_normal(c), bias), {}
+    return (3.0 * rng.standard_normal((*lead, c)) + 1.0, gamma, bias), {}
 
 
 def _torch_layer_norm(x, gamma, beta=None, *, eps=1e-5):
@@ -468,8 +494,10 @@ CASES: list[ParityCase] = [
     ParityCase("feed-forward (ReLU MLP, phase 4)", phase4_feed_forward_forward,
                phase4_feed_forward_backward, _torch_relu_mlp, _relu_mlp_inputs,
                arg_names=("x", "w_1", "b_1", "w_2", "b_2")),
-    ParityCase("layer norm (phase 4)", phase4_layer_norm_forward, phase4_layer_norm_backward,
-               _torch_layer_norm, _layer_norm_inputs, arg_names=("x", "gamma", "beta")),
+    ParityCase("cross-attention (encoder-decoder)", cross_attention_forward,
+               cross_attention_backward, _torch_cross_attention, _cross_attention_inputs,
+               tol_float32=ATTENTION_FLOAT32_TOL, reason=ATTENTION_FLOAT32_REASON,
+               arg_names=("x", "memory", "w_q", "b_q", "w_kv", "b_kv", "w_o", "b_o")),
     ParityCase("layer norm", layer_norm_forward, layer_norm_backward, _torch_layer_norm,
                _layer_norm_inputs, arg_names=("x", "gamma", "beta")),
     ParityCase("feed-forward (GELU MLP)", feed_forward_forward, feed_forward_backward,

@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps first")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1,
                         help="BLAS / torch threads for both (default: all cores)")
-    parser.add_argument("--out", type=Path, default=Path("runs/bench"),
+    parser.add_argument("--out", type=Path, default=Path("runs/phase_06/bench"),
                         help="where the table (Markdown) and results (JSON) go")
     parser.add_argument("--worker", choices=IMPLEMENTATIONS, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)

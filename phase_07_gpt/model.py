@@ -236,7 +236,7 @@ class GPT(nn.Module):
         logits = self.lm_head(x)[..., : self.config.vocab_size]
         if targets is None:
             return logits, None
-        loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), targets.reshape(-1))
+        loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1))
         return logits, loss
 
     @torch.no_grad()

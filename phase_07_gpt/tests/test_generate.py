@@ -62,3 +62,27 @@ def test_char_tokens_round_trip_through_generation(model):
     prompt = torch.tensor([tokenizer.encode("abc")])
     text = tokenizer.decode(generate(model, prompt, 10, seed=0)[0].tolist())
     assert text.startswith("abc") and len(text) == 13
+
+
+def test_gpt2_bpe_tokens_through_generation():
+    from phase_01_nn.corpus import CorpusNotFoundError
+    from phase_07_gpt.dataset import gpt2_tokenizer
+    from phase_07_gpt.sample import sample_text
+
+    try:
+        tokenizer = gpt2_tokenizer()
+    except CorpusNotFoundError:
+        pytest.skip("GPT-2's vocab.bpe and encoder.json are not available offline")
+    assert tokenizer.vocab_size == 50257
+    torch.manual_seed(0)
+    gpt = GPT(GPTConfig(vocab_size=50257, block_size=16, n_layer=1, n_head=1, n_embd=8))
+    text = sample_text(gpt, tokenizer, "Hello world", max_new_tokens=6, seed=1, top_k=50)[0]
+    assert text.startswith("Hello world")
+    greedy = generate(gpt, torch.tensor([tokenizer.encode("Hello")]), 40, temperature=0)
+    stop_text = tokenizer.decode([int(greedy[0, 2])])
+    if len(tokenizer.encode(stop_text)) == 1:
+        short = sample_text(gpt, tokenizer, "Hello", max_new_tokens=40, temperature=0,
+                            stop=stop_text)[0]
+        assert short.endswith(stop_text) and len(short) < len(tokenizer.decode(greedy[0].tolist()))
+    with pytest.raises(ValueError, match="must be one"):
+        sample_text(gpt, tokenizer, "Hello", stop="Hello world again")

@@ -5,13 +5,21 @@
   ``HYPOTHESIS_PROFILE=thorough``). All have ``deadline=None``: numba compiles on the first call.
 - Every test is marked with its phase (``phase_02`` for ``phase_02_sequence/...``), so that
   ``pytest -m phase_02`` runs one phase from anywhere.
+- One BLAS thread per test process, set before anything imports NumPy: the tests' matrices are
+  small, and on a busy 2-core machine a second spinning BLAS thread made a training test 11
+  times slower.
 """
 
 import os
 import re
+import sys
 from pathlib import Path
 
 from hypothesis import HealthCheck, settings
+
+if "numpy" not in sys.modules:  # pytest and hypothesis do not load it; nothing else has yet
+    for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(_variable, "1")
 
 settings.register_profile(
     "dev", deadline=None, max_examples=25, suppress_health_check=[HealthCheck.too_slow]

@@ -12,6 +12,7 @@ Derivations and history: ``phase_01_nn/notes/06_optimisation.md``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 
 import numpy as np
@@ -114,7 +115,9 @@ class Adam(Optimizer):
         v += (1.0 - beta2) * grad * grad
         t = self.step_count
         bias1, bias2 = 1.0 - beta1**t, 1.0 - beta2**t
-        denominator = np.sqrt(v) / np.sqrt(bias2) + self.eps
+        # math.sqrt, a Python float: np.sqrt would give a float64 scalar, which under NumPy 2's
+        # promotion rules turns the float32 update into a float64 one
+        denominator = np.sqrt(v) / math.sqrt(bias2) + self.eps
         param -= (self.lr / bias1) * m / denominator
 
 

@@ -1,7 +1,8 @@
 """``python -m phase_06_torch_parity``: the parity report.
 
 Every registered op over several seeds, in float64 and float32, then the optimizers, the schedule
-and clipping. Prints one row per check (largest error over the seeds) and exits 1 on any failure.
+and clipping, then phase 5's whole GPT against its torch twin (one step both ways, 20 AdamW
+steps). Prints one row per check (largest error over the seeds) and exits 1 on any failure.
 """
 
 from __future__ import annotations
@@ -13,6 +14,13 @@ import numpy as np
 
 from phase_06_torch_parity.coverage import missing_cases
 from phase_06_torch_parity.harness import run_case
+from phase_06_torch_parity.model_parity import (
+    MODEL_TOL,
+    VARIANTS,
+    one_step_parity,
+    tiny_config,
+    training_parity,
+)
 from phase_06_torch_parity.optimizer_parity import (
     OPTIMIZERS,
     clipping_parity,
@@ -61,6 +69,20 @@ def main(argv: list[str] | None = None) -> int:
         failures += not ok
         print(f"{label:52s} float64 {worst:9.1e}  {'':>22s} {OPTIMIZER_TOL:7.0e}  "
               f"{'pass' if ok else 'FAIL'}")
+    print()
+    for variant, switches in VARIANTS.items():
+        config = tiny_config(**switches)
+        checks = [(f"GPT step, NumPy->torch: {variant}", one_step_parity(config).worst),
+                  (f"GPT step, torch->NumPy: {variant}",
+                   one_step_parity(config, from_torch=True).worst)]
+        ours, theirs, weights = training_parity(config)
+        curve = max(abs(a - b) / abs(b) for a, b in zip(ours, theirs, strict=True))
+        checks.append((f"GPT 20 AdamW steps: {variant}", max(curve, weights)))
+        for label, worst in checks:
+            ok = worst <= MODEL_TOL
+            failures += not ok
+            print(f"{label[:52]:52s} float64 {worst:9.1e}  {'':>22s} {MODEL_TOL:7.0e}  "
+                  f"{'pass' if ok else 'FAIL'}")
     missing = missing_cases(CASES)
     if missing:
         failures += len(missing)

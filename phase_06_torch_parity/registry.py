@@ -40,6 +40,18 @@ from phase_01_nn.losses import (
     softmax_cross_entropy_forward,
 )
 from phase_03_tokenization.word2vec import sgns_backward, sgns_forward
+from phase_04_attention.alignment import (
+    additive_score_backward,
+    additive_score_forward,
+    attend_backward,
+    attend_forward,
+    concat_score_backward,
+    concat_score_forward,
+    dot_score_backward,
+    dot_score_forward,
+    general_score_backward,
+    general_score_forward,
+)
 from phase_04_attention.attention import (
     multi_head_self_attention_backward,
     multi_head_self_attention_forward,
@@ -47,6 +59,22 @@ from phase_04_attention.attention import (
     scaled_dot_product_attention_forward,
     self_attention_backward,
     self_attention_forward,
+)
+from phase_04_attention.feed_forward import feed_forward_backward as phase4_feed_forward_backward
+from phase_04_attention.feed_forward import feed_forward_forward as phase4_feed_forward_forward
+from phase_04_attention.layer_norm import layer_norm_backward, layer_norm_forward
+from phase_05_transformer_numpy.cross_attention import (
+    cross_attention_backward,
+    cross_attention_forward,
+)
+from phase_05_transformer_numpy.feed_forward import feed_forward_backward, feed_forward_forward
+from phase_05_transformer_numpy.label_smoothing import (
+    label_smoothing_cross_entropy_backward,
+    label_smoothing_cross_entropy_forward,
+)
+from phase_05_transformer_numpy.positional import (
+    positional_encoding_backward,
+    positional_encoding_forward,
 )
 from phase_06_torch_parity.harness import ParityCase
 from phase_06_torch_parity.recurrent import (
@@ -254,6 +282,146 @@ def _torch_mha(x, w_qkv, b_qkv, w_o, b_o, *, n_head, causal):
     return F.linear(heads.transpose(1, 2).reshape(b, t, c), w_o.T, b_o)
 
 
+def _query_keys(rng, same_width=False):
+    lead = _shape(rng, 1, 2, 3)
+    t_q, s, d_q = _size(rng), _size(rng), _size(rng)
+    d_k = d_q if same_width else _size(rng)
+    return rng.standard_normal((*lead, t_q, d_q)), rng.standard_normal((*lead, s, d_k))
+
+
+def _additive_inputs(rng):
+    query, keys = _query_keys(rng)
+    a = _size(rng)
+    return (query, rng.standard_normal((*keys.shape[:-1], a)),
+            rng.standard_normal((query.shape[-1], a)), rng.standard_normal(a)), {}
+
+
+def _torch_additive(query, projected_keys, w_query, v):
+    hidden = torch.tanh((query @ w_query).unsqueeze(-2) + projected_keys.unsqueeze(-3))
+    return hidden @ v
+
+
+def _general_inputs(rng):
+    query, keys = _query_keys(rng)
+    return (query, keys, rng.standard_normal((query.shape[-1], keys.shape[-1]))), {}
+
+
+def _concat_inputs(rng):
+    query, keys = _query_keys(rng)
+    a = _size(rng)
+    return (query, keys, rng.standard_normal((query.shape[-1] + keys.shape[-1], a)),
+            rng.standard_normal(a)), {}
+
+
+def _torch_concat(query, keys, w, v):
+    """Luong's formula literally: concatenate [h_t; h_j] for every pair, then one matmul."""
+    pairs = torch.cat([query.unsqueeze(-2).expand(*query.shape[:-1], keys.shape[-2],
+                                                  query.shape[-1]),
+                       keys.unsqueeze(-3).expand(*keys.shape[:-2], query.shape[-2],
+                                                 *keys.shape[-2:])], -1)
+    return torch.tanh(pairs @ w) @ v
+
+
+def _attend_inputs(rng):
+    lead = _shape(rng, 1, 2, 3)
+    t_q, s, dv = _size(rng), _size(rng, 2), _size(rng)
+    mask = rng.random((*lead, t_q, s)) < 0.7
+    mask[..., 0, :] = False  # a query with nothing to read: zero weights, zero context
+    mask[..., 1:, :2] = True
+    return (rng.standard_normal((*lead, t_q, s)), rng.standard_normal((*lead, s, dv))), {
+        "mask": mask}
+
+
+def _torch_attend(scores, values, *, mask):
+    any_key = mask.any(-1, keepdim=True)
+    scores = torch.where(any_key, scores.masked_fill(~mask, float("-inf")), 0.0)
+    return (torch.softmax(scores, -1) * any_key) @ values
+
+
+def _relu_mlp_inputs(rng):
+    """No kink trouble here: both sides differentiate, neither takes differences, and a
+    continuous draw never lands exactly on 0."""
+    lead, c, hidden = _shape(rng, 1, 3), _size(rng), _size(rng, 1, 8)
+    bias = rng.random() < 0.75
+    return (rng.standard_normal((*lead, c)), rng.standard_normal((c, hidden)),
+            rng.standard_normal(hidden) if bias else None, rng.standard_normal((hidden, c)),
+            rng.standard_normal(c) if bias else None), {}
+
+
+def _torch_relu_mlp(x, w_1, b_1, w_2, b_2):
+    return F.linear(torch.relu(F.linear(x, w_1.T, b_1)), w_2.T, b_2)
+
+
+def _cross_attention_inputs(rng):
+    b, t_q, t_k = _size(rng, 1, 3), _size(rng), _size(rng, 2)
+    n_head, d = _size(rng, 1, 3), _size(rng, 1, 3)
+    c = n_head * d
+    bias = rng.random() < 0.75
+    padding = rng.random((b, 1, 1, t_k)) < 0.7
+    padding[..., :2] = True  # a padded source still has real tokens to read
+    return (rng.standard_normal((b, t_q, c)), rng.standard_normal((b, t_k, c)),
+            rng.standard_normal((c, c)), rng.standard_normal(c) if bias else None,
+            rng.standard_normal((c, 2 * c)), rng.standard_normal(2 * c) if bias else None,
+            rng.standard_normal((c, c)), rng.standard_normal(c) if bias else None), {
+        "n_head": n_head, "mask": padding}
+
+
+def _torch_cross_attention(x, memory, w_q, b_q, w_kv, b_kv, w_o, b_o, *, n_head, mask):
+    b, t_q, c = x.shape
+    q = F.linear(x, w_q.T, b_q).view(b, t_q, n_head, c // n_head).transpose(1, 2)
+    k, v = (a.view(b, -1, n_head, c // n_head).transpose(1, 2)
+            for a in F.linear(memory, w_kv.T, b_kv).split(c, dim=-1))
+    heads = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+    return F.linear(heads.transpose(1, 2).reshape(b, t_q, c), w_o.T, b_o)
+
+
+def _layer_norm_inputs(rng):
+    lead, c = _shape(rng, 1, 3), _size(rng, 3, 6)  # with 1 or 2 features x_hat is 0 or +-1
+    # whatever x is, so dx is exactly 0 and a relative error means nothing
+    gamma = 1.0 + rng.standard_normal(c) if rng.random() < 0.8 else None
+    bias = rng.standard_normal(c) if rng.random() < 0.75 else None
+    return (3.0 * rng.standard_normal((*lead, c)) + 1.0, gamma, bias), {}
+
+
+def _torch_layer_norm(x, gamma, beta=None, *, eps=1e-5):
+    return F.layer_norm(x, (x.shape[-1],), gamma, beta, eps=eps)
+
+
+def _feed_forward_inputs(rng):
+    lead, c, hidden = _shape(rng, 1, 3), _size(rng), _size(rng, 1, 8)
+    bias = rng.random() < 0.75
+    return (rng.standard_normal((*lead, c)), rng.standard_normal((c, hidden)),
+            rng.standard_normal(hidden) if bias else None, rng.standard_normal((hidden, c)),
+            rng.standard_normal(c) if bias else None), {
+        "approximate": str(rng.choice(["none", "tanh"]))}
+
+
+def _torch_feed_forward(x, w_fc, b_fc, w_proj, b_proj, *, approximate):
+    return F.linear(F.gelu(F.linear(x, w_fc.T, b_fc), approximate=approximate), w_proj.T, b_proj)
+
+
+def _positional_inputs(rng):
+    lead, t, c = _shape(rng, 0, 2), _size(rng), _size(rng)
+    offset = _size(rng, 0, 3)
+    return (rng.standard_normal((*lead, t, c)), rng.standard_normal((t + offset + 2, c))), {
+        "offset": offset}
+
+
+def _torch_positional(x, table, *, offset):
+    return x + table[offset:offset + x.shape[-2]]
+
+
+def _label_smoothing_inputs(rng):
+    lead, k = _classes(rng)
+    return (3.0 * rng.standard_normal((*lead, k)),), {
+        "targets": rng.integers(0, k, size=lead), "smoothing": float(rng.choice([0.0, 0.1, 0.3]))}
+
+
+def _torch_label_smoothing(logits, *, targets, smoothing):
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1),
+                           label_smoothing=smoothing)
+
+
 CASES: list[ParityCase] = [
     ParityCase("softmax", softmax_forward, softmax_backward,
                lambda x, *, axis=-1: torch.softmax(x, dim=axis), _axis_inputs),
@@ -310,4 +478,35 @@ CASES: list[ParityCase] = [
                multi_head_self_attention_backward, _torch_mha, _mha_inputs,
                arg_names=("x", "w_qkv", "b_qkv", "w_o", "b_o"),
                tol_float32=ATTENTION_FLOAT32_TOL, reason=ATTENTION_FLOAT32_REASON),
+    ParityCase("additive score (Bahdanau)", additive_score_forward, additive_score_backward,
+               _torch_additive, _additive_inputs,
+               arg_names=("query", "projected_keys", "w_query", "v")),
+    ParityCase("dot score (Luong)", dot_score_forward, dot_score_backward,
+               lambda q, k: q @ k.transpose(-1, -2), lambda rng: (_query_keys(rng, True), {}),
+               arg_names=("query", "keys")),
+    ParityCase("general score (Luong)", general_score_forward, general_score_backward,
+               lambda q, k, w: q @ w @ k.transpose(-1, -2), _general_inputs,
+               arg_names=("query", "keys", "w")),
+    ParityCase("concat score (Luong)", concat_score_forward, concat_score_backward,
+               _torch_concat, _concat_inputs, arg_names=("query", "keys", "w", "v")),
+    ParityCase("attend (masked softmax, weighted sum)", attend_forward, attend_backward,
+               _torch_attend, _attend_inputs, arg_names=("scores", "values")),
+    ParityCase("feed-forward (ReLU MLP, phase 4)", phase4_feed_forward_forward,
+               phase4_feed_forward_backward, _torch_relu_mlp, _relu_mlp_inputs,
+               arg_names=("x", "w_1", "b_1", "w_2", "b_2")),
+    ParityCase("cross-attention (encoder-decoder)", cross_attention_forward,
+               cross_attention_backward, _torch_cross_attention, _cross_attention_inputs,
+               tol_float32=ATTENTION_FLOAT32_TOL, reason=ATTENTION_FLOAT32_REASON,
+               arg_names=("x", "memory", "w_q", "b_q", "w_kv", "b_kv", "w_o", "b_o")),
+    ParityCase("layer norm", layer_norm_forward, layer_norm_backward, _torch_layer_norm,
+               _layer_norm_inputs, arg_names=("x", "gamma", "beta")),
+    ParityCase("feed-forward (GELU MLP)", feed_forward_forward, feed_forward_backward,
+               _torch_feed_forward, _feed_forward_inputs, tol=GELU_TOL, reason=GELU_REASON,
+               arg_names=("x", "w_fc", "b_fc", "w_proj", "b_proj")),
+    ParityCase("positional encoding (added table)", positional_encoding_forward,
+               positional_encoding_backward, _torch_positional, _positional_inputs,
+               arg_names=("x", "table")),
+    ParityCase("cross-entropy with label smoothing", label_smoothing_cross_entropy_forward,
+               label_smoothing_cross_entropy_backward, _torch_label_smoothing,
+               _label_smoothing_inputs),
 ]

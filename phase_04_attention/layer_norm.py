@@ -1,0 +1,83 @@
+"""Layer normalisation (Ba, Kiros and Hinton 2016): normalise each token's features to zero mean
+and unit variance, then scale and shift them by learned ``gamma`` and ``beta``.
+
+Unlike batch normalisation the statistics are taken over one token's own C features, so a token
+never sees the batch or the other positions: the op is the same in training and at test time,
+and it cannot leak the future into a causal model. Rung 6 of the ladder adds it; phase 5 builds
+its transformer block on this pair. Derivation: ``phase_04_attention/notes/04_the_ladder.md``;
+in full, with its cost: ``phase_05_transformer_numpy/notes/01_layer_norm.md``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from phase_01_nn.module import Module
+
+
+def _check_layer_norm_args(x: np.ndarray, gamma: np.ndarray | None,
+                           beta: np.ndarray | None) -> None:
+    if x.ndim < 1 or x.shape[-1] == 0:
+        raise ValueError(f"layer_norm_forward: x must be (..., C) with C >= 1, got {x.shape}")
+    for name, param in (("gamma", gamma), ("beta", beta)):
+        if param is not None and param.shape != (x.shape[-1],):
+            raise ValueError(f"layer_norm_forward: {name} has shape {param.shape}; expected "
+                             f"({x.shape[-1]},) for x of shape {x.shape}")
+
+
+def layer_norm_forward(x: np.ndarray, gamma: np.ndarray | None, beta: np.ndarray | None, *,
+                       eps: float = 1e-5):
+    """x: (..., C), gamma, beta: (C,) or None -> y: (..., C).
+
+    y = gamma * (x - mean) / sqrt(var + eps) + beta, mean and (biased) var over the last axis.
+    """
+    _check_layer_norm_args(x, gamma, beta)
+    centred = x - x.mean(axis=-1, keepdims=True)
+    variance = np.mean(centred * centred, axis=-1, keepdims=True)
+    inv_std = 1.0 / np.sqrt(variance + np.asarray(eps, dtype=x.dtype))
+    x_hat = centred * inv_std
+    y = x_hat if gamma is None else x_hat * gamma
+    if beta is not None:
+        y = y + beta if gamma is None else np.add(y, beta, out=y)
+    return y, (x_hat, inv_std, gamma, beta is not None)
+
+
+def layer_norm_backward(dout: np.ndarray, cache):
+    """-> (dx, dgamma, dbeta). With g = dout * gamma:
+    dx = (g - mean(g) - x_hat * mean(g * x_hat)) / sqrt(var + eps), means over the last axis;
+    dgamma = sum of dout * x_hat, dbeta = sum of dout, over every leading axis."""
+    x_hat, inv_std, gamma, has_beta = cache
+    g = dout if gamma is None else dout * gamma
+    dx = g - g.mean(axis=-1, keepdims=True)
+    dx -= x_hat * np.mean(g * x_hat, axis=-1, keepdims=True)
+    dx *= inv_std
+    rows = dout.reshape(-1, dout.shape[-1])
+    dgamma = None if gamma is None else np.einsum("nc,nc->c", rows, x_hat.reshape(rows.shape))
+    dbeta = rows.sum(axis=0) if has_beta else None
+    return dx, dgamma, dbeta
+
+
+class LayerNorm(Module):
+    """``gamma`` (C,) starting at ones and, with ``bias``, ``beta`` (C,) at zeros: the ``weight``
+    and ``bias`` of ``torch.nn.LayerNorm`` (GPT-2 has the bias; nanoGPT can leave it out)."""
+
+    def __init__(self, n_embd: int, *, bias: bool = True, eps: float = 1e-5,
+                 dtype=np.float32) -> None:
+        super().__init__()
+        self.add_param("gamma", np.ones(n_embd, dtype=dtype))
+        if bias:
+            self.add_param("beta", np.zeros(n_embd, dtype=dtype))
+        self.eps = eps
+        self._cache = None
+
+    def forward(self, x):
+        y, self._cache = layer_norm_forward(x, self.params["gamma"], self.params.get("beta"),
+                                            eps=self.eps)
+        return y
+
+    def backward(self, dout):
+        dx, dgamma, dbeta = layer_norm_backward(dout, self._cache)
+        self.grads["gamma"] += dgamma
+        if dbeta is not None:
+            self.grads["beta"] += dbeta
+        return dx

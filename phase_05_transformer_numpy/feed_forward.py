@@ -1,0 +1,68 @@
+"""The position-wise feed-forward network: the same two-layer MLP applied at every position,
+FFN(x) = GELU(x W_fc + b_fc) W_proj + b_proj, with a hidden width of 4C in GPT-2 and 2048 = 4 x 512
+in Vaswani et al. (who used ReLU). Attention mixes positions; this is where each position is
+transformed on its own, and where two thirds of a GPT block's parameters live.
+Notes: ``phase_05_transformer_numpy/notes/02_positions_and_the_block.md``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from phase_01_nn.activations import gelu_backward, gelu_forward
+from phase_01_nn.linear import linear_backward, linear_forward
+from phase_01_nn.module import Module
+
+
+def feed_forward_forward(x: np.ndarray, w_fc: np.ndarray, b_fc: np.ndarray | None,
+                         w_proj: np.ndarray, b_proj: np.ndarray | None, *,
+                         approximate: str = "none"):
+    """x: (..., C), w_fc: (C, H), b_fc: (H,) or None, w_proj: (H, C), b_proj: (C,) or None
+    -> (..., C) = gelu(x w_fc + b_fc) w_proj + b_proj."""
+    hidden, fc_cache = linear_forward(x, w_fc, b_fc)
+    activated, gelu_cache = gelu_forward(hidden, approximate=approximate)
+    out, proj_cache = linear_forward(activated, w_proj, b_proj)
+    return out, (fc_cache, gelu_cache, proj_cache)
+
+
+def feed_forward_backward(dout: np.ndarray, cache):
+    """The three backwards in reverse: linear, GELU, linear -> (dx, dw_fc, db_fc, dw_proj,
+    db_proj)."""
+    fc_cache, gelu_cache, proj_cache = cache
+    dactivated, dw_proj, db_proj = linear_backward(dout, proj_cache)
+    (dhidden,) = gelu_backward(dactivated, gelu_cache)
+    dx, dw_fc, db_fc = linear_backward(dhidden, fc_cache)
+    return dx, dw_fc, db_fc, dw_proj, db_proj
+
+
+class FeedForward(Module):
+    """Params ``w_fc`` (C, H), ``w_proj`` (H, C) and, with ``bias``, ``b_fc``, ``b_proj``:
+    GPT-2's ``mlp.c_fc`` and ``mlp.c_proj``. Weights N(0, std^2), the projection's N(0,
+    proj_std^2) (GPT-2 scales it down by sqrt(2 n_layer)); biases zero."""
+
+    def __init__(self, dim: int, hidden: int, *, rng: np.random.Generator, bias: bool = True,
+                 std: float = 0.02, proj_std: float = 0.02, approximate: str = "none",
+                 dtype=np.float32) -> None:
+        super().__init__()
+        gelu_forward(np.zeros(1), approximate=approximate)  # rejects an unknown name now
+        self.add_param("w_fc", (std * rng.standard_normal((dim, hidden))).astype(dtype))
+        self.add_param("w_proj", (proj_std * rng.standard_normal((hidden, dim))).astype(dtype))
+        if bias:
+            self.add_param("b_fc", np.zeros(hidden, dtype=dtype))
+            self.add_param("b_proj", np.zeros(dim, dtype=dtype))
+        self.approximate = approximate
+        self._cache = None
+
+    def forward(self, x):
+        p = self.params
+        out, self._cache = feed_forward_forward(x, p["w_fc"], p.get("b_fc"), p["w_proj"],
+                                                p.get("b_proj"), approximate=self.approximate)
+        return out
+
+    def backward(self, dout):
+        dx, dw_fc, db_fc, dw_proj, db_proj = feed_forward_backward(dout, self._cache)
+        for name, grad in (("w_fc", dw_fc), ("b_fc", db_fc), ("w_proj", dw_proj),
+                           ("b_proj", db_proj)):
+            if grad is not None:
+                self.grads[name] += grad
+        return dx

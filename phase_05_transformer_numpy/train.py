@@ -1,0 +1,70 @@
+"""``python -m phase_05_transformer_numpy.train [--preset shakespeare-char] [--field value ...]``:
+train a GPT on Tiny Shakespeare's characters. Every ``TrainConfig`` field is an option that
+overrides the preset; ``--resume`` continues ``<out>/checkpoint.npz``; ``--threads`` sets the BLAS
+thread count. The default is one: the preset's matmuls ((768, 128) @ (128, 512) and smaller) are
+too small to split well, and on the shared 2-core machine of the notes a second thread made the
+step 9x slower (78 ms against 694 ms, the other core busy). Try ``--threads 2`` on an idle machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+from phase_01_nn.blas_threads import VARIABLES
+from phase_01_nn.config_options import add_config_options, config_from_args
+from phase_05_transformer_numpy.presets import PRESETS, TrainConfig
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m phase_05_transformer_numpy.train",
+                                     description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--preset", choices=sorted(PRESETS), default="shakespeare-char")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="output directory (default runs/phase_05/<preset>)")
+    parser.add_argument("--data", default=None, help="path to the corpus (default: by name)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue from <out>/checkpoint.npz with its saved config "
+                             "(--max-iters may extend it)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help=f"BLAS threads (default 1; this machine has {os.cpu_count()} cores)")
+    add_config_options(parser, TrainConfig)
+    known, _ = parser.parse_known_args(argv)
+    parser.set_defaults(**asdict(PRESETS[known.preset]))
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.threads < 1:
+        print(f"error: --threads must be >= 1, got {args.threads}", file=sys.stderr)
+        return 2
+    for variable in VARIABLES:  # read when NumPy loads its BLAS, so before the import below
+        os.environ[variable] = str(args.threads)
+    from phase_01_nn.corpus import CorpusNotFoundError
+    from phase_05_transformer_numpy.training import TARGET_VAL_LOSS, run_training
+
+    try:
+        config = config_from_args(args, TrainConfig)
+        out = args.out or Path("runs") / "phase_05" / args.preset
+        summary = run_training(config, out, resume=args.resume, data_path=args.data)
+    except (CorpusNotFoundError, FileNotFoundError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    if summary["val_loss"] is not None:
+        print(summary["sample"])
+        print(f"validation loss {summary['val_loss']:.4f} nats/char (target <= "
+              f"{TARGET_VAL_LOSS}) after {summary['steps']} steps; {summary['seconds']} s in "
+              f"all, {summary['tokens_per_s']:,} tokens/s while training")
+    if summary["stopped"]:
+        print(f"stopped early: {summary['stopped']}")
+    print(f"outputs in {out}/")
+    return 1 if summary["stopped"] and "interrupted" not in summary["stopped"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

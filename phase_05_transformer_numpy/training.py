@@ -1,0 +1,243 @@
+"""Training a GPT on characters: batches, evaluation, checkpoints that resume to the bit, and the
+run that the ``train`` command drives.
+
+    batch -> forward (logits, loss) -> backward -> clip -> AdamW step, lr from warmup + cosine
+
+Everything a run depends on is in the checkpoint: parameters, optimizer moments, the step, the
+generator's state and the config. Randomness comes from one generator (initialisation, then
+batches and dropout masks) so that a resumed run draws exactly what the uninterrupted one would;
+evaluation draws its batches from a generator keyed by (seed, step), so it touches nothing.
+Notes: ``phase_05_transformer_numpy/notes/06_training_run.md``.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from dataclasses import asdict, fields
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from phase_01_nn.checkpoint import load_checkpoint, save_checkpoint
+from phase_01_nn.clipping import clip_grad_norm
+from phase_01_nn.corpus import load_corpus
+from phase_01_nn.metrics import MetricsLog, plot_curves, write_summary
+from phase_01_nn.optimizers import AdamW
+from phase_01_nn.schedule import warmup_cosine_lr
+from phase_01_nn.vocabulary import CharVocabulary, train_val_split
+from phase_02_sequence.char_lm import StopOnInterrupt
+from phase_05_transformer_numpy.gpt import GPT, GPTConfig, generate
+from phase_05_transformer_numpy.presets import TrainConfig
+
+TARGET_VAL_LOSS = 1.88
+
+
+def get_batch(data: np.ndarray, batch_size: int, block_size: int, rng: np.random.Generator):
+    """B random windows of ``data``: x (B, T) and y (B, T) = x shifted by one (nanoGPT's)."""
+    if len(data) <= block_size + 1:
+        raise ValueError(f"the data has {len(data)} tokens, too few for a context of "
+                         f"{block_size} (need more than {block_size + 1})")
+    starts = rng.integers(0, len(data) - block_size, size=batch_size)
+    windows = data[starts[:, None] + np.arange(block_size + 1)]
+    return windows[:, :-1], windows[:, 1:]
+
+
+def model_config(config: TrainConfig, vocab_size: int) -> GPTConfig:
+    names = {f.name for f in fields(GPTConfig)} - {"vocab_size"}
+    return GPTConfig(vocab_size=vocab_size, **{n: getattr(config, n) for n in names})
+
+
+class GPTTraining:
+    """Model, optimizer, generator and step; ``save``/``load`` resume a run to the bit."""
+
+    def __init__(self, config: TrainConfig, train_ids: np.ndarray, vocab: CharVocabulary):
+        self.config, self.vocab = config, vocab
+        self.train_ids = train_ids
+        self.rng = np.random.default_rng(config.seed)
+        self.model = GPT(model_config(config, len(vocab)), rng=self.rng)
+        params = self.model.parameters()
+        self.optimizer = AdamW(params, lr=config.lr, betas=(config.beta1, config.beta2),
+                               weight_decay=config.weight_decay,
+                               no_decay=[n for n, p in params.items() if p.ndim < 2])
+        self.step = 0
+        get_batch(train_ids, 1, config.block_size, np.random.default_rng(0))  # data long enough
+
+    def lr_at(self, step: int) -> float:
+        c = self.config
+        return warmup_cosine_lr(step, max_lr=c.lr, min_lr=c.min_lr, warmup_steps=c.warmup_iters,
+                                total_steps=c.max_iters)
+
+    def train_step(self) -> tuple[float, float]:
+        """One update; returns (loss, gradient norm before clipping). Raises FloatingPointError
+        BEFORE the update when the loss or the gradient is not finite."""
+        c = self.config
+        x, y = get_batch(self.train_ids, c.batch_size, c.block_size, self.rng)
+        self.optimizer.lr = self.lr_at(self.step)
+        _, loss = self.model.forward(x, y)
+        loss = float(loss)
+        if not math.isfinite(loss):
+            raise FloatingPointError(f"step {self.step}: the loss became {loss}; stopped before "
+                                     f"the update, the last good checkpoint is kept")
+        self.model.zero_grad()
+        self.model.backward()
+        grads = self.model.gradients()
+        norm = clip_grad_norm(grads, c.grad_clip)
+        if not math.isfinite(norm):
+            raise FloatingPointError(f"step {self.step}: the gradient norm became {norm}; "
+                                     f"stopped before the update, the last good checkpoint is "
+                                     f"kept")
+        self.optimizer.step(grads)
+        self.step += 1
+        return loss, norm
+
+    def estimate_loss(self, ids: np.ndarray, split: int) -> float:
+        """Mean loss over ``eval_iters`` random batches, drawn from a generator keyed by
+        (seed, step, split) so that evaluating never changes the training run."""
+        c = self.config
+        rng = np.random.default_rng((c.seed, self.step, split))
+        self.model.eval()
+        losses = [float(self.model.forward(*get_batch(ids, c.batch_size, c.block_size, rng))[1])
+                  for _ in range(c.eval_iters)]
+        self.model.train()
+        return float(np.mean(losses))
+
+    def save(self, path: str | Path) -> Path:
+        arrays = {f"model/{k}": v for k, v in self.model.state_dict().items()}
+        arrays |= {f"optimizer/{k}": v for k, v in self.optimizer.state_dict().items()}
+        meta = {"config": asdict(self.config), "vocab": self.vocab.itos, "step": self.step,
+                "rng": self.rng.bit_generator.state, "data_tokens": len(self.train_ids)}
+        return save_checkpoint(path, arrays, meta)
+
+    @classmethod
+    def load(cls, path: str | Path, train_ids: np.ndarray, **overrides) -> GPTTraining:
+        """The run saved at ``path``; ``train_ids`` must be the data it was trained on.
+        ``overrides`` may change fields that do not alter the run so far (``max_iters``...)."""
+        arrays, meta = load_checkpoint(path)
+        if meta["data_tokens"] != len(train_ids):
+            raise ValueError(f"{path} was trained on {meta['data_tokens']} tokens, but the "
+                             f"training data given has {len(train_ids)}: not the same data")
+        config = TrainConfig(**{**meta["config"], **overrides})
+        run = cls(config, train_ids, CharVocabulary(meta["vocab"]))
+        run.model.load_state_dict(_under(arrays, "model/"))
+        run.optimizer.load_state_dict(_under(arrays, "optimizer/"))
+        run.step = meta["step"]
+        run.rng.bit_generator.state = meta["rng"]
+        return run
+
+
+def _under(arrays: dict, prefix: str) -> dict:
+    return {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
+
+
+def load_model(path: str | Path) -> tuple[GPT, CharVocabulary, TrainConfig]:
+    """The trained model of a checkpoint, for sampling, with its vocabulary and config."""
+    arrays, meta = load_checkpoint(path)
+    config, vocab = TrainConfig(**meta["config"]), CharVocabulary(meta["vocab"])
+    model = GPT(model_config(config, len(vocab)), rng=np.random.default_rng(0))
+    model.load_state_dict(_under(arrays, "model/"))
+    return model, vocab, config
+
+
+def evaluate_all(model: GPT, ids: np.ndarray, *, batch_size: int = 64) -> float:
+    """Mean loss over every token of ``ids`` (but the first), in non-overlapping windows of the
+    full context: the deterministic validation number."""
+    t = model.config.block_size
+    n = (len(ids) - 1) // t
+    x, y = ids[:n * t].reshape(n, t), ids[1:n * t + 1].reshape(n, t)
+    was_training = model.training
+    model.eval()
+    total = 0.0
+    for start in range(0, n, batch_size):
+        _, loss = model.forward(x[start:start + batch_size], y[start:start + batch_size])
+        total += float(loss) * len(x[start:start + batch_size])
+    model.train(was_training)
+    return total / n
+
+
+def sample_text(model: GPT, vocab: CharVocabulary, prompt: str, length: int,
+                rng: np.random.Generator, *, temperature: float = 1.0,
+                top_k: int | None = None) -> str:
+    """The prompt and ``length`` characters drawn after it. Characters outside the vocabulary
+    fail with an error that names them."""
+    if not prompt:
+        raise ValueError("the prompt is empty; give at least one character to start from")
+    ids = vocab.encode(prompt)[None]
+    out = generate(model, ids, length, rng, temperature=temperature, top_k=top_k)
+    return vocab.decode(out[0])
+
+
+def run_training(config: TrainConfig, out: Path, *, resume: bool = False,
+                 data_path: str | None = None, text: str | None = None) -> dict:
+    """Train to ``config.max_iters`` (or continue ``out/checkpoint.npz``), with a progress bar,
+    metrics in ``out/metrics.jsonl``, checkpoints, a loss plot and a sample."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    text = load_corpus(config.dataset, data_path) if text is None else text
+    vocab = CharVocabulary.from_text(text)
+    train_ids, val_ids = train_val_split(vocab.encode(text))
+    checkpoint = out / "checkpoint.npz"
+    if resume:
+        run = GPTTraining.load(checkpoint, train_ids, max_iters=config.max_iters)
+        print(f"resumed from {checkpoint} at step {run.step}")
+    else:
+        run = GPTTraining(config, train_ids, vocab)
+    c = run.config
+    tokens_per_step = c.batch_size * c.block_size
+    print(f"GPT: {len(text):,} characters, vocabulary {len(vocab)}, "
+          f"{run.model.num_parameters():,} parameters, {c.max_iters} steps of "
+          f"{tokens_per_step} tokens", flush=True)
+    started = time.perf_counter()
+    train_seconds, session_steps, window, stopped = 0.0, 0, [], None
+    with MetricsLog(out / "metrics.jsonl", append=resume) as log, StopOnInterrupt() as stop:
+        bar = tqdm(total=c.max_iters, initial=run.step, desc="train", unit="step",
+                   mininterval=1.0, file=sys.stderr)
+        try:
+            while run.step < c.max_iters and not stop.requested:
+                tick = time.perf_counter()
+                loss, norm = run.train_step()
+                seconds = time.perf_counter() - tick
+                train_seconds += seconds
+                session_steps += 1
+                window.append((loss, norm, seconds))
+                bar.update(1)
+                if run.step % c.log_interval == 0 or run.step == c.max_iters:
+                    losses, norms, times = zip(*window, strict=True)
+                    tokens_per_s = tokens_per_step * len(times) / sum(times)
+                    log.write(step=run.step, loss=float(np.mean(losses)), lr=run.optimizer.lr,
+                              grad_norm=float(np.mean(norms)), tokens_per_s=round(tokens_per_s),
+                              seconds_per_step=round(sum(times) / len(times), 4))
+                    bar.set_postfix(loss=f"{np.mean(losses):.3f}", tok_s=f"{tokens_per_s:,.0f}")
+                    window = []
+                if run.step % c.eval_interval == 0 or run.step == c.max_iters:
+                    log.write(step=run.step, train_loss=run.estimate_loss(train_ids, 0),
+                              val_loss=run.estimate_loss(val_ids, 1),
+                              seconds=round(time.perf_counter() - started, 1))
+                    run.save(checkpoint)
+        except FloatingPointError as error:
+            stopped = str(error)
+            print(f"\nstopped: {error}", file=sys.stderr)
+        finally:
+            bar.close()
+        if stop.requested:
+            stopped = f"interrupted at step {run.step}"
+            run.save(checkpoint)
+        rows = log.rows
+    seconds = time.perf_counter() - started
+    summary = {"val_loss": None, "steps": run.step, "stopped": stopped,
+               "seconds": round(seconds, 1), "train_seconds": round(train_seconds, 1),
+               "tokens_per_s": round(tokens_per_step * session_steps / max(train_seconds, 1e-9)),
+               "parameters": run.model.num_parameters(), "config": asdict(c), "sample": ""}
+    plot_curves(rows, out / "loss.png", ys=["loss", "train_loss", "val_loss"],
+                ylabel="nats per character", title="GPT on Tiny Shakespeare (NumPy)",
+                hline=(TARGET_VAL_LOSS, f"target {TARGET_VAL_LOSS}"))
+    if stopped is None or stop.requested:  # a diverged model has nothing to evaluate or say
+        summary["val_loss"] = round(evaluate_all(run.model, val_ids), 4)
+        summary["sample"] = sample_text(run.model, vocab, "\n", c.sample_chars,
+                                        np.random.default_rng(c.seed), temperature=0.8,
+                                        top_k=200)
+        (out / "sample.txt").write_text(summary["sample"] + "\n", encoding="utf-8")
+    write_summary(out, summary)
+    return summary

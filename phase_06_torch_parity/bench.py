@@ -1,0 +1,173 @@
+"""``python -m phase_06_torch_parity.bench``: the NumPy GPT against its torch twin, step for step.
+
+The same model (weights copied across), the same batches, float32, the same number of threads,
+one full training step each: forward, backward, global-norm clipping and AdamW. Each
+(implementation, preset) runs in its own process, so that its peak memory is its own and the
+thread settings take effect before NumPy or torch loads its BLAS. Prints a table with
+milliseconds per step, tokens per second, the peak memory the steps added, and NumPy / torch.
+Results: ``phase_06_torch_parity/notes/03_speed.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+PRESETS: dict[str, dict] = {
+    "shakespeare-char": {"n_layer": 4, "n_head": 4, "n_embd": 128, "block_size": 64,
+                         "batch_size": 12},
+    "larger": {"n_layer": 6, "n_head": 6, "n_embd": 384, "block_size": 256, "batch_size": 8},
+}
+VOCAB_SIZE = 65  # Tiny Shakespeare's characters
+IMPLEMENTATIONS = ("numpy", "torch")
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def _rss_mib() -> float:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _peak_rss_mib() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def worker(implementation: str, preset: str, steps: int, warmup: int, threads: int) -> dict:
+    """Build the model, run ``warmup`` untimed and ``steps`` timed training steps, report."""
+    import time
+
+    import numpy as np
+    import torch
+
+    from phase_01_nn.clipping import clip_grad_norm
+    from phase_01_nn.optimizers import AdamW
+    from phase_05_transformer_numpy.gpt import GPT, GPTConfig
+    from phase_06_torch_parity.gpt_twin import twin_of
+
+    torch.set_num_threads(threads)
+    p = PRESETS[preset]
+    config = GPTConfig(vocab_size=VOCAB_SIZE, block_size=p["block_size"], n_layer=p["n_layer"],
+                       n_head=p["n_head"], n_embd=p["n_embd"])
+    rng = np.random.default_rng(0)
+    model = GPT(config, rng=rng, dtype=np.float32)
+    batches = [(rng.integers(0, VOCAB_SIZE, (p["batch_size"], p["block_size"])),
+                rng.integers(0, VOCAB_SIZE, (p["batch_size"], p["block_size"])))
+               for _ in range(4)]
+    hyper = {"lr": 1e-3, "betas": (0.9, 0.99), "weight_decay": 0.1}
+
+    if implementation == "numpy":
+        params = model.parameters()
+        optimizer = AdamW(params, no_decay=[n for n, v in params.items() if v.ndim < 2], **hyper)
+
+        def step(ids, targets) -> float:
+            model.zero_grad()
+            _, loss = model.forward(ids, targets)
+            model.backward()
+            clip_grad_norm(model.gradients(), 1.0)
+            optimizer.step(model.gradients())
+            return float(loss)
+    else:
+        twin = twin_of(model, torch.float32)
+        del model
+        decay = [q for q in twin.parameters() if q.ndim >= 2]
+        other = [q for q in twin.parameters() if q.ndim < 2]
+        optimizer = torch.optim.AdamW(
+            [{"params": decay}, {"params": other, "weight_decay": 0.0}], **hyper)
+        batches = [tuple(torch.from_numpy(a) for a in batch) for batch in batches]
+
+        def step(ids, targets) -> float:
+            optimizer.zero_grad(set_to_none=True)
+            _, loss = twin(ids, targets)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(twin.parameters(), 1.0)
+            optimizer.step()
+            return loss.item()
+
+    before = _rss_mib()
+    for i in range(warmup):
+        step(*batches[i % len(batches)])
+    times, losses = [], []
+    for i in range(steps):
+        start = time.perf_counter()
+        losses.append(step(*batches[i % len(batches)]))
+        times.append(time.perf_counter() - start)
+    ms = 1000 * float(np.median(times))
+    return {"implementation": implementation, "preset": preset, "threads": threads,
+            "ms_per_step": ms, "tokens_per_s": p["batch_size"] * p["block_size"] / ms * 1000,
+            "peak_step_mib": _peak_rss_mib() - before, "first_loss": losses[0],
+            "last_loss": losses[-1], "steps": steps}
+
+
+def run_worker(implementation: str, preset: str, steps: int, warmup: int, threads: int) -> dict:
+    env = dict(os.environ, **{name: str(threads) for name in THREAD_VARIABLES})
+    command = [sys.executable, "-m", "phase_06_torch_parity.bench", "--worker", implementation,
+               "--preset", preset, "--steps", str(steps), "--warmup", str(warmup),
+               "--threads", str(threads)]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"the {implementation} worker for {preset} failed:\n{done.stderr}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def table(results: list[dict]) -> str:
+    lines = ["| preset | implementation | threads | ms / step | tokens / s | peak MiB added "
+             "| NumPy / torch |", "|---|---|---|---:|---:|---:|---:|"]
+    by_key = {(r["preset"], r["implementation"]): r for r in results}
+    for r in results:
+        torch_ms = by_key.get((r["preset"], "torch"), {}).get("ms_per_step")
+        ratio = f"{r['ms_per_step'] / torch_ms:.2f}x" if (
+            r["implementation"] == "numpy" and torch_ms) else ""
+        lines.append(f"| {r['preset']} | {r['implementation']} | {r['threads']} | "
+                     f"{r['ms_per_step']:.1f} | {r['tokens_per_s']:,.0f} | "
+                     f"{r['peak_step_mib']:.0f} | {ratio} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m phase_06_torch_parity.bench",
+                                     description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--preset", choices=[*PRESETS, "all"], default="all")
+    parser.add_argument("--steps", type=int, default=20, help="timed steps (median reported)")
+    parser.add_argument("--warmup", type=int, default=3, help="untimed steps first")
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1,
+                        help="BLAS / torch threads for both (default: all cores)")
+    parser.add_argument("--out", type=Path, default=Path("runs/bench"),
+                        help="where the table (Markdown) and results (JSON) go")
+    parser.add_argument("--worker", choices=IMPLEMENTATIONS, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.steps < 1 or args.warmup < 0 or args.threads < 1:
+        parser.error("--steps and --threads must be >= 1, --warmup >= 0")
+    if args.worker:
+        print(json.dumps(worker(args.worker, args.preset, args.steps, args.warmup,
+                                args.threads)))
+        return 0
+
+    presets = list(PRESETS) if args.preset == "all" else [args.preset]
+    results = []
+    for preset in presets:
+        for implementation in IMPLEMENTATIONS:
+            print(f"timing {implementation} on {preset} ({args.steps} steps)...",
+                  file=sys.stderr, flush=True)
+            results.append(run_worker(implementation, preset, args.steps, args.warmup,
+                                      args.threads))
+    text = table(results)
+    print(text)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "bench.md").write_text(text + "\n")
+    (args.out / "bench.json").write_text(json.dumps(results, indent=2) + "\n")
+    print(f"\nwritten to {args.out}/bench.md and bench.json", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

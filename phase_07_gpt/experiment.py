@@ -10,7 +10,7 @@ the largest pre-clip gradient norm, the mean gradient norm of each layer, activa
 of the residual stream after each block and the attention entropy of each head (at the end).
 
 - ``norm-placement``: Pre-LN vs Post-LN, with and without warmup, at a normal and a high
-  learning rate (Xiong et al. 2020, ``papers/2020-xiong-layer-normalization.md``);
+  learning rate (Xiong et al. 2020, ``papers/2020-xiong-pre-ln.md``);
 - ``clipping``: global-norm clipping at 1.0 on vs off, at the learning rate x1, x3 and x10.
 Notes: ``phase_07_gpt/notes/04_experiments.md``.
 """

@@ -35,7 +35,9 @@ def test_cross_attention_gradient(b, tq, tk, n_head, d, bias, masked, seed):
         mask = (np.arange(tk) < lengths[:, None])[:, None, None, :]
     check_gradients(cross_attention_forward, cross_attention_backward, x, memory, weights[0],
                     biases[0], weights[1], biases[1], weights[2], biases[2], names=NAMES,
-                    n_head=n_head, mask=mask)
+                    n_head=n_head, mask=mask, h=1e-5)
+    # h = 1e-5: with one or two visible keys the w_q gradient is a near-cancelling sum, small
+    # enough that h = 1e-6's rounding noise (1.8e-6 relative, seen) exceeds the tolerance
 
 
 def test_cross_attention_masked_keys_do_not_matter_and_shapes_are_checked():

@@ -117,6 +117,23 @@ def torch_to_numpy_params(state: dict[str, torch.Tensor], config: GPTConfig
     return arrays
 
 
+def init_gpt2_weights(model: nn.Module, n_layer: int) -> None:
+    """GPT-2's initialisation, as phase 5's: every linear and embedding weight N(0, 0.02^2),
+    biases 0 (norms keep torch's ones and zeros), and the projections that write into the
+    residual stream (``c_proj``) N(0, (0.02 / sqrt(2 n_layer))^2)."""
+    def init_module(module: nn.Module) -> None:
+        if isinstance(module, nn.Linear | nn.Embedding):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            nn.init.zeros_(module.bias)
+
+    model.apply(init_module)  # children before parents: the draw order of nanoGPT's init
+    proj_std = 0.02 / math.sqrt(2 * n_layer)
+    for name, param in model.named_parameters():
+        if name.endswith("c_proj.weight"):
+            nn.init.normal_(param, mean=0.0, std=proj_std)
+
+
 class CausalSelfAttention(nn.Module):
     def __init__(self, config: GPTConfig) -> None:
         super().__init__()
@@ -191,18 +208,7 @@ class TorchGPT(nn.Module):
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
         if config.tie_weights:
             self.lm_head.weight = self.transformer.wte.weight
-        self.apply(self._init_weights)
-        proj_std = 0.02 / math.sqrt(2 * config.n_layer)
-        for name, param in self.named_parameters():
-            if name.endswith("c_proj.weight"):
-                nn.init.normal_(param, mean=0.0, std=proj_std)
-
-    @staticmethod
-    def _init_weights(module: nn.Module) -> None:
-        if isinstance(module, nn.Linear | nn.Embedding):
-            nn.init.normal_(module.weight, mean=0.0, std=0.02)
-        if isinstance(module, nn.Linear) and module.bias is not None:
-            nn.init.zeros_(module.bias)
+        init_gpt2_weights(self, config.n_layer)
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None):
         t = idx.shape[1]

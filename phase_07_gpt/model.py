@@ -25,44 +25,25 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-POSITIONS = ("learned", "sinusoidal")
-GELUS = ("none", "tanh")
+from phase_05_transformer_numpy.gpt import GPTConfig as NumpyGPTConfig
+from phase_06_torch_parity.gpt_twin import init_gpt2_weights
 
 
 @dataclass(frozen=True)
-class GPTConfig:
-    """The architecture, validated at construction. ``gelu`` is the GELU approximation:
-    "none" for the exact erf form, "tanh" for GPT-2's. ``pad_vocab_to`` = 1 turns padding off."""
+class GPTConfig(NumpyGPTConfig):
+    """Phase 5's architecture and its checks, plus what this model adds. ``gelu`` defaults to
+    "tanh", GPT-2's approximation ("none" is the exact erf form); ``pad_vocab_to`` = 1 turns the
+    vocabulary padding off."""
 
-    vocab_size: int = 65
-    block_size: int = 64
-    n_layer: int = 4
-    n_head: int = 4
-    n_embd: int = 128
-    dropout: float = 0.0
-    bias: bool = False
-    pre_ln: bool = True
-    tie_weights: bool = True
-    positions: str = "learned"
     gelu: str = "tanh"
     pad_vocab_to: int = 64
     layer_norm_eps: float = 1e-5
 
     def __post_init__(self) -> None:
-        for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd", "pad_vocab_to"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"GPTConfig.{name} must be a positive integer, got {value!r}")
-        if self.n_embd % self.n_head:
-            raise ValueError(f"GPTConfig.n_embd = {self.n_embd} is not divisible by n_head = "
-                             f"{self.n_head}: each head gets n_embd / n_head dimensions")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"GPTConfig.dropout must be in [0, 1), got {self.dropout}")
-        if self.positions not in POSITIONS:
-            raise ValueError(f"GPTConfig.positions must be one of {POSITIONS}, "
-                             f"got {self.positions!r}")
-        if self.gelu not in GELUS:
-            raise ValueError(f"GPTConfig.gelu must be one of {GELUS}, got {self.gelu!r}")
+        super().__post_init__()
+        value = self.pad_vocab_to
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"GPTConfig.pad_vocab_to must be a positive integer, got {value!r}")
         if not self.layer_norm_eps > 0:
             raise ValueError(f"GPTConfig.layer_norm_eps must be > 0, got {self.layer_norm_eps}")
 
@@ -194,18 +175,7 @@ class GPT(nn.Module):
         self.lm_head = nn.Linear(config.n_embd, config.padded_vocab_size, bias=False)
         if config.tie_weights:
             self.lm_head.weight = self.transformer.wte.weight
-        self.apply(self._init_weights)
-        proj_std = 0.02 / math.sqrt(2 * config.n_layer)
-        for name, param in self.named_parameters():
-            if name.endswith("c_proj.weight"):
-                nn.init.normal_(param, mean=0.0, std=proj_std)
-
-    @staticmethod
-    def _init_weights(module: nn.Module) -> None:
-        if isinstance(module, nn.Linear | nn.Embedding):
-            nn.init.normal_(module.weight, mean=0.0, std=0.02)
-        if isinstance(module, nn.Linear) and module.bias is not None:
-            nn.init.zeros_(module.bias)
+        init_gpt2_weights(self, config.n_layer)
 
     def num_params(self, non_embedding: bool = True) -> int:
         """Trainable parameters, the tied head counted once; without the position table by

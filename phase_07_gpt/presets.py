@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields, replace
 
+from phase_07_gpt.loggers import LOGGERS
 from phase_07_gpt.model import GPTConfig
 
 TOKENIZERS = ("char", "gpt2")
@@ -48,6 +49,7 @@ class TrainConfig:
     eval_interval: int = 250
     eval_iters: int = 200
     save_checkpoints: bool = True
+    logger: str = "none"  # "tensorboard" mirrors the metrics into <out>/tensorboard
     seed: int = 1337
     # runtime
     device: str = "auto"
@@ -57,6 +59,8 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         self.model_config(vocab_size=1)  # architecture errors now, before any data is read
+        if self.logger not in LOGGERS:
+            raise ValueError(f"logger must be one of {LOGGERS}, got {self.logger!r}")
         if self.tokenizer not in TOKENIZERS:
             raise ValueError(f"tokenizer must be one of {TOKENIZERS}, got {self.tokenizer!r}")
         for name in ("batch_size", "grad_accum", "max_iters", "eval_interval", "eval_iters"):

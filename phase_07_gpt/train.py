@@ -43,6 +43,7 @@ from phase_07_gpt.checkpoint import (
 )
 from phase_07_gpt.dataset import TokenData, build_tokenizer, get_batch, read_text, save_tokenizer
 from phase_07_gpt.device import Runtime, flops_per_token, peak_flops, pick_runtime
+from phase_07_gpt.loggers import open_logger
 from phase_07_gpt.model import GPT
 from phase_07_gpt.presets import PRESETS, TrainConfig
 
@@ -230,6 +231,10 @@ def train(config: TrainConfig, out: str | Path, *, resume: bool = False,
     peak = peak_flops(runtime.device)
     flops_per_step = flops_per_token(model.num_params(), config.n_layer, config.n_embd,
                                      config.block_size) * tokens_per_step
+    mirror = open_logger(config.logger, out, {"preset": preset, **config.to_dict()}, start)
+    if mirror and saved is not None and "eval" in saved:  # re-log what the purge removed
+        mirror.log("eval", start, {"train_loss": saved["eval"]["train"],
+                                   "val_loss": saved["eval"]["val"]})
     step_times: list[float] = []
     clipped_steps, last = 0, {}
     end = config.max_iters if stop_after is None else min(config.max_iters, start + stop_after)
@@ -242,11 +247,14 @@ def train(config: TrainConfig, out: str | Path, *, resume: bool = False,
         best_val = min(best_val, losses["val"])
         last = {"train_loss": losses["train"], "val_loss": losses["val"]}
         log.write(step=step, **last, **analyse(model, probe))
+        if mirror:
+            mirror.log("eval", step, last)
         if config.save_checkpoints:
             save_checkpoint(ckpt_path, {
                 "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                 "scaler": scaler.state_dict(), "step": step, "best_val_loss": best_val,
                 "rng": _rng_state(runtime.device, generator), "config": config.to_dict(),
+                "eval": losses,
                 "vocab_size": tokenizer.vocab_size})
         if not quiet:
             bar.write(f"step {step}: train {losses['train']:.4f}, val {losses['val']:.4f}")
@@ -279,6 +287,8 @@ def train(config: TrainConfig, out: str | Path, *, resume: bool = False,
             step_times.append(time.perf_counter() - began)
             log.write(step=step, loss=loss_value, lr=lr, grad_norm=norm, clipped=bool(clipped),
                       layer_grad_norms=layer_norms)
+            if mirror:
+                mirror.log("train", step, {"loss": loss_value, "lr": lr, "grad_norm": norm})
             bar.update(1)
             if step % 10 == 0:
                 postfix = {"loss": f"{loss_value:.3f}",
@@ -291,6 +301,8 @@ def train(config: TrainConfig, out: str | Path, *, resume: bool = False,
     finally:
         bar.close()
         log.close()
+        if mirror:
+            mirror.close()
 
     steady = step_times[5:] or step_times
     seconds_per_step = statistics.median(steady) if steady else float("nan")

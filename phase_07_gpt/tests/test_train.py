@@ -200,3 +200,23 @@ def test_the_sample_command_prints_text_from_a_run(corpus, tmp_path, capsys):
     assert "no checkpoint at" in capsys.readouterr().err
     assert sample_main(["--out", str(tmp_path), "--prompt", "Z"]) == 2
     assert "not in the vocabulary" in capsys.readouterr().err
+
+
+def test_the_tensorboard_logger_mirrors_the_metrics_and_purges_on_resume(corpus, tmp_path):
+    accumulator = pytest.importorskip(
+        "tensorboard.backend.event_processing.event_accumulator")
+    config = _config(corpus, logger="tensorboard")
+    train(config, tmp_path, quiet=True, stop_after=6)  # events to step 5, checkpoint at 4
+    train(config, tmp_path, quiet=True, resume=True)
+    events = accumulator.EventAccumulator(str(tmp_path / "tensorboard"))
+    events.Reload()
+    mirrored = [(e.step, e.value) for e in events.Scalars("train/loss")]
+    assert [step for step, _ in mirrored] == list(range(8))  # steps 4 and 5 not doubled
+    logged = [loss for _, loss in _losses(tmp_path)]
+    assert [value for _, value in mirrored] == pytest.approx(logged, rel=1e-6)  # float32
+    assert [e.step for e in events.Scalars("eval/val_loss")] == [0, 4, 8]
+
+
+def test_an_unknown_logger_fails_clearly(corpus):
+    with pytest.raises(ValueError, match="logger must be one of"):
+        _config(corpus, logger="wandb")

@@ -1,0 +1,115 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from phase_01_nn.metrics import read_metrics
+from phase_09_modern.experiment import main, run_grokking
+from phase_09_modern.grokking import (
+    GrokConfig,
+    ModularTransformer,
+    fourier_spectrum,
+    key_frequencies,
+    modular_dataset,
+    train_grokking,
+)
+
+
+@pytest.mark.parametrize("op", ["add", "div"])
+def test_the_tables_are_right_and_split_without_overlap(op):
+    p = 7
+    (train_x, train_y), (val_x, val_y) = modular_dataset(op, p, 0.4, seed=3)
+    tokens = torch.cat([train_x, val_x]).numpy()
+    answers = torch.cat([train_y, val_y]).numpy()
+    a, b = tokens[:, 0], tokens[:, 1]
+    if op == "add":
+        assert np.all(answers == (a + b) % p)
+    else:
+        assert np.all(b != 0) and np.all((answers * b) % p == a)  # answer = a / b
+    assert np.all(tokens[:, 2] == p)  # the "=" token
+    assert len({tuple(t) for t in tokens}) == len(tokens) == (p * p if op == "add" else p * (p - 1))
+    assert len(train_x) == round(0.4 * len(tokens))
+
+
+def test_the_model_reads_the_answer_at_the_last_position_only():
+    torch.manual_seed(0)
+    model = ModularTransformer(p=11, d_model=16, n_head=2, d_mlp=32, dropout=0.0)
+    tokens = torch.tensor([[3, 5, 11], [4, 5, 11]])
+    logits = model(tokens)
+    assert logits.shape == (2, 11)
+    assert not torch.equal(logits[0], logits[1])  # the first operand reaches the output
+
+
+def test_the_fourier_spectrum_finds_the_frequencies_an_embedding_is_built_from():
+    p, d = 23, 6
+    x = np.arange(p)[:, None]
+    rng = np.random.default_rng(0)
+    embedding = (np.cos(2 * np.pi * 4 * x / p + rng.uniform(0, 6, d))
+                 + 0.5 * np.sin(2 * np.pi * 9 * x / p + rng.uniform(0, 6, d)))
+    spectrum = fourier_spectrum(embedding)
+    assert spectrum.shape == (p // 2 + 1,)
+    assert spectrum.sum() == pytest.approx(1.0)
+    assert key_frequencies(spectrum) == [4, 9]
+    assert spectrum[4] == pytest.approx(0.8, abs=1e-9)  # energies 1 : 0.25
+
+
+def test_bad_configs_fail_clearly():
+    with pytest.raises(ValueError, match="prime"):
+        GrokConfig(p=12)
+    with pytest.raises(ValueError, match="divisible"):
+        GrokConfig(d_model=30, n_head=4)
+    with pytest.raises(ValueError, match="train_fraction"):
+        GrokConfig(train_fraction=1.0)
+    with pytest.raises(ValueError, match="op must be"):
+        GrokConfig(op="mul")
+
+
+TINY = dict(p=11, train_fraction=0.5, d_model=16, n_head=2, d_mlp=32, lr=1e-2,
+            eval_interval=5, stop_after_grok=0, weight_noise=0.01, decay_to_init=True,
+            dropout=0.1)
+
+
+def test_a_resumed_run_equals_an_uninterrupted_one(tmp_path):
+    whole = train_grokking(GrokConfig(**TINY, max_steps=20), tmp_path / "whole", quiet=True)
+    train_grokking(GrokConfig(**TINY, max_steps=20), tmp_path / "split", quiet=True)
+    # stop "mid-run": rewind the split run's checkpoint to step 10 by training only that far
+    train_grokking(GrokConfig(**TINY, max_steps=10), tmp_path / "short", quiet=True)
+    short = torch.load(tmp_path / "short" / "ckpt.pt", weights_only=True)
+    short["config"]["max_steps"] = 20
+    torch.save(short, tmp_path / "split" / "ckpt.pt")
+    resumed = train_grokking(GrokConfig(**TINY, max_steps=20), tmp_path / "split", quiet=True,
+                             resume=True)
+    assert read_metrics(tmp_path / "split" / "metrics.jsonl") == \
+        read_metrics(tmp_path / "whole" / "metrics.jsonl")
+    assert resumed["spectrum"] == whole["spectrum"]
+
+
+def test_resuming_another_config_or_nothing_fails_clearly(tmp_path):
+    train_grokking(GrokConfig(**TINY, max_steps=5), tmp_path, quiet=True)
+    with pytest.raises(ValueError, match="another config"):
+        train_grokking(GrokConfig(**{**TINY, "lr": 3e-3}, max_steps=5), tmp_path, resume=True)
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        train_grokking(GrokConfig(**TINY, max_steps=5), tmp_path / "none", resume=True)
+
+
+def test_the_small_preset_memorises_first_and_generalises_much_later(tmp_path):
+    result = run_grokking(tmp_path, size="small", seeds=1, log=lambda *_: None,
+                          only=["baseline (weight decay 1)", "fraction 0.8"])
+    baseline = result["runs"][0]
+    assert baseline["train_99_at"] is not None and baseline["val_99_at"] is not None
+    assert baseline["val_99_at"] >= 5 * baseline["train_99_at"]  # grokking, not plain learning
+    assert [row["condition"] for row in result["table"]] == ["baseline (weight decay 1)",
+                                                             "fraction 0.8"]
+    assert json.loads((tmp_path / "results.json").read_text())["table"] == \
+        json.loads(json.dumps(result["table"]))
+    for name in ("results.md", "accuracy.png", "spectrum.png"):
+        assert (tmp_path / name).stat().st_size > 0
+    again = run_grokking(tmp_path, size="small", seeds=1, log=lambda *_: None,
+                         only=["fraction 0.8"])  # finished runs are read, not trained again
+    assert again["runs"][0]["seconds"] == result["runs"][1]["seconds"]
+
+
+def test_the_command_rejects_an_unknown_condition(capsys, tmp_path):
+    assert main(["grokking", "--only", "nonsense", "--out", str(tmp_path)]) == 2
+    assert "unknown condition" in capsys.readouterr().err

@@ -1,0 +1,232 @@
+"""Phase 9's NumPy ops, each paired with a torch reference for phase 6's harness.
+
+Phase 6 cannot import phase 9 (the phase-order rule), so phase 9 keeps its own list, ``CASES``,
+and its own coverage check: ``missing_cases`` names every ``*_forward`` of a phase 9 NumPy module
+(a module that does not import torch) that no case covers. Shapes are drawn from the generator,
+small, so that several seeds cover several shapes. The torch side uses torch's own ops where it
+has them (``F.rms_norm``, ``F.scaled_dot_product_attention`` with ``enable_gqa``), so the two
+sides share no code.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import inspect
+import pkgutil
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from phase_06_torch_parity.harness import ParityCase
+from phase_09_modern.grouped_query import (
+    grouped_query_attention_backward,
+    grouped_query_attention_forward,
+    grouped_query_self_attention_backward,
+    grouped_query_self_attention_forward,
+)
+from phase_09_modern.rmsnorm import (
+    qk_norm_attention_backward,
+    qk_norm_attention_forward,
+    rms_norm_backward,
+    rms_norm_forward,
+)
+from phase_09_modern.rope import rope_backward, rope_forward
+from phase_09_modern.swiglu import swiglu_backward, swiglu_forward
+
+PACKAGE = "phase_09_modern"
+NOT_OPS = ("__main__", "parity", "flash_bench")
+
+
+def _int(rng, low, high):
+    return int(rng.integers(low, high + 1))
+
+
+def _lead(rng):
+    return tuple(_int(rng, 1, 3) for _ in range(_int(rng, 0, 2)))
+
+
+# RoPE ---------------------------------------------------------------------------------------
+
+def _rope_inputs(layout):
+    def make(rng):
+        t, d = _int(rng, 1, 6), 2 * _int(rng, 1, 4)
+        positions = rng.integers(0, 5000, size=t)
+        return (rng.standard_normal((*_lead(rng), t, d)),), {
+            "positions": positions, "base": float(rng.choice([100.0, 10000.0])),
+            "layout": layout}
+    return make
+
+
+def _torch_angles(positions, d, base, dtype):
+    inv_freq = base ** (-torch.arange(0, d, 2, dtype=torch.float64) / d)
+    return (positions.to(torch.float64)[:, None] * inv_freq[None, :]).to(dtype)
+
+
+def _torch_rope(x, *, positions, base, layout):
+    """Meta's LLaMA code (pairs as complex numbers) or Hugging Face's rotate-half."""
+    angles = _torch_angles(positions, x.shape[-1], base, x.dtype)
+    if layout == "interleaved":
+        pairs = torch.view_as_complex(x.reshape(*x.shape[:-1], -1, 2))
+        rotated = pairs * torch.polar(torch.ones_like(angles), angles)
+        return torch.view_as_real(rotated).flatten(-2)
+    cos, sin = torch.cat((angles.cos(), angles.cos()), -1), torch.cat((angles.sin(),
+                                                                         angles.sin()), -1)
+    x1, x2 = x.chunk(2, dim=-1)
+    return x * cos + torch.cat((-x2, x1), dim=-1) * sin
+
+
+# RMSNorm, QK-norm ----------------------------------------------------------------------------
+
+def _rms_norm_inputs(rng):
+    c = _int(rng, 2, 6)  # with C = 1 the output is sign(x) and its gradient ~ eps / |x|^3
+    gamma = rng.standard_normal(c) if rng.random() < 0.8 else None
+    return (rng.standard_normal((*_lead(rng), _int(rng, 1, 4), c)), gamma), {
+        "eps": float(rng.choice([1e-6, 1e-5]))}
+
+
+def _torch_rms_norm(x, gamma, *, eps):
+    return F.rms_norm(x, (x.shape[-1],), gamma, eps)
+
+
+def _torch_bool_mask(t_q, t_k, causal):
+    if not causal:
+        return None
+    return torch.ones(t_q, t_k, dtype=torch.bool).tril(diagonal=t_k - t_q)
+
+
+def _heads(rng, b, h, t, d):
+    return rng.standard_normal((b, h, t, d))
+
+
+def _qk_norm_inputs(rng):
+    b, h, t_q, dv = (_int(rng, 1, 3) for _ in range(4))
+    d = _int(rng, 2, 4)
+    t_k = t_q + _int(rng, 0, 2)
+    return (_heads(rng, b, h, t_q, d), _heads(rng, b, h, t_k, d), _heads(rng, b, h, t_k, dv),
+            1.0 + 0.3 * rng.standard_normal(d), 1.0 + 0.3 * rng.standard_normal(d)), {
+        "causal": bool(rng.random() < 0.5), "eps": 1e-6}
+
+
+def _torch_qk_norm_attention(q, k, v, gamma_q, gamma_k, *, causal, eps):
+    mask = _torch_bool_mask(q.shape[-2], k.shape[-2], causal)
+    return F.scaled_dot_product_attention(_torch_rms_norm(q, gamma_q, eps=eps),
+                                          _torch_rms_norm(k, gamma_k, eps=eps), v,
+                                          attn_mask=mask)
+
+
+# SwiGLU ----------------------------------------------------------------------------------------
+
+def _swiglu_inputs(rng):
+    c, f = _int(rng, 1, 5), _int(rng, 1, 6)
+    return (rng.standard_normal((*_lead(rng), _int(rng, 1, 4), c)),
+            rng.standard_normal((c, f)), rng.standard_normal((c, f)),
+            rng.standard_normal((f, c))), {}
+
+
+def _torch_swiglu(x, w1, w3, w2):
+    return (F.silu(x @ w1) * (x @ w3)) @ w2
+
+
+# Grouped-query attention ---------------------------------------------------------------------
+
+def _gqa_inputs(rng):
+    b, g, rep, d = _int(rng, 1, 2), _int(rng, 1, 3), _int(rng, 1, 3), _int(rng, 1, 4)
+    t_q = _int(rng, 1, 5)
+    t_k = t_q + _int(rng, 0, 2)
+    return (_heads(rng, b, g * rep, t_q, d), _heads(rng, b, g, t_k, d),
+            _heads(rng, b, g, t_k, _int(rng, 1, 3))), {"causal": bool(rng.random() < 0.5)}
+
+
+def _torch_gqa(q, k, v, *, causal, mask=None):
+    return F.scaled_dot_product_attention(
+        q, k, v, attn_mask=_torch_bool_mask(q.shape[-2], k.shape[-2], causal), enable_gqa=True)
+
+
+def _gqa_layer_inputs(rng):
+    b, t, g, rep, d = (_int(rng, 1, 3) for _ in range(5))
+    c = _int(rng, 2, 6)
+    h = g * rep
+    return (rng.standard_normal((b, t, c)), rng.standard_normal((c, h * d)),
+            rng.standard_normal((c, g * d)), rng.standard_normal((c, g * d)),
+            rng.standard_normal((h * d, c))), {
+        "n_head": h, "n_kv_head": g, "causal": bool(rng.random() < 0.5)}
+
+
+def _torch_gqa_layer(x, w_q, w_k, w_v, w_o, *, n_head, n_kv_head, causal):
+    b, t, _ = x.shape
+    d = w_q.shape[1] // n_head
+
+    def heads(w, n):
+        return (x @ w).reshape(b, t, n, d).transpose(1, 2)
+
+    y = _torch_gqa(heads(w_q, n_head), heads(w_k, n_kv_head), heads(w_v, n_kv_head),
+                   causal=causal)
+    return y.transpose(1, 2).reshape(b, t, n_head * d) @ w_o
+
+
+CASES = [
+    ParityCase("rope interleaved", rope_forward, rope_backward, _torch_rope,
+               _rope_inputs("interleaved")),
+    ParityCase("rope rotate-half", rope_forward, rope_backward, _torch_rope, _rope_inputs("half")),
+    ParityCase("rms_norm", rms_norm_forward, rms_norm_backward, _torch_rms_norm, _rms_norm_inputs,
+               arg_names=("x", "gamma")),
+    ParityCase("qk_norm_attention", qk_norm_attention_forward, qk_norm_attention_backward,
+               _torch_qk_norm_attention, _qk_norm_inputs,
+               arg_names=("q", "k", "v", "gamma_q", "gamma_k")),
+    ParityCase("swiglu", swiglu_forward, swiglu_backward, _torch_swiglu, _swiglu_inputs,
+               arg_names=("x", "w1", "w3", "w2")),
+    ParityCase("grouped_query_attention", grouped_query_attention_forward,
+               grouped_query_attention_backward, _torch_gqa, _gqa_inputs,
+               arg_names=("q", "k", "v")),
+    ParityCase("grouped_query_self_attention", grouped_query_self_attention_forward,
+               grouped_query_self_attention_backward, _torch_gqa_layer, _gqa_layer_inputs,
+               arg_names=("x", "w_q", "w_k", "w_v", "w_o")),
+]
+
+
+# Coverage ----------------------------------------------------------------------------------------
+
+def _imports_torch(path: Path) -> bool:
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        names = []
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names = [node.module]
+        if any(name.split(".")[0] == "torch" for name in names):
+            return True
+    return False
+
+
+def numpy_modules(package: str = PACKAGE) -> list[str]:
+    """The package's NumPy modules: every module that does not import torch (tests, scripts and
+    this file excluded)."""
+    root = importlib.import_module(package)
+    found = []
+    for info in pkgutil.iter_modules(root.__path__):
+        if info.ispkg or info.name in NOT_OPS:
+            continue
+        path = Path(root.__path__[0]) / f"{info.name}.py"
+        if not _imports_torch(path):
+            found.append(f"{package}.{info.name}")
+    return sorted(found)
+
+
+def numpy_ops(package: str = PACKAGE) -> set[str]:
+    """``module.function`` for every ``*_forward`` function defined in the NumPy modules."""
+    ops = set()
+    for module_name in numpy_modules(package):
+        module = importlib.import_module(module_name)
+        ops |= {f"{module_name}.{name}" for name, function in
+                inspect.getmembers(module, inspect.isfunction)
+                if name.endswith("_forward") and function.__module__ == module_name}
+    return ops
+
+
+def missing_cases(cases=None, package: str = PACKAGE) -> list[str]:
+    """The ops that no case covers, sorted."""
+    cases = CASES if cases is None else cases
+    return sorted(numpy_ops(package) - {case.op for case in cases})

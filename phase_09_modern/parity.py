@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from phase_06_torch_parity.harness import ParityCase
+from phase_09_modern.flash_attention import flash_attention_backward, flash_attention_forward
 from phase_09_modern.grouped_query import (
     grouped_query_attention_backward,
     grouped_query_attention_forward,
@@ -167,6 +168,24 @@ def _torch_gqa_layer(x, w_q, w_k, w_v, w_o, *, n_head, n_kv_head, causal):
     return y.transpose(1, 2).reshape(b, t, n_head * d) @ w_o
 
 
+# FlashAttention --------------------------------------------------------------------------------
+
+def _flash_inputs(rng):
+    lead = _lead(rng)
+    t_q, d, dv = _int(rng, 2, 9), _int(rng, 1, 4), _int(rng, 1, 4)
+    t_k = t_q + _int(rng, 0, 3)
+    return (rng.standard_normal((*lead, t_q, d)), rng.standard_normal((*lead, t_k, d)),
+            rng.standard_normal((*lead, t_k, dv))), {
+        "causal": bool(rng.random() < 0.5), "block_q": _int(rng, 1, 4),
+        "block_k": _int(rng, 1, 4), "kernel": str(rng.choice(["numpy", "numba"]))}
+
+
+def _torch_attention(q, k, v, *, causal, block_q=None, block_k=None, kernel=None):
+    """torch's attention knows nothing of tiles: the tiling options are ignored."""
+    return F.scaled_dot_product_attention(
+        q, k, v, attn_mask=_torch_bool_mask(q.shape[-2], k.shape[-2], causal))
+
+
 CASES = [
     ParityCase("rope interleaved", rope_forward, rope_backward, _torch_rope,
                _rope_inputs("interleaved")),
@@ -184,6 +203,8 @@ CASES = [
     ParityCase("grouped_query_self_attention", grouped_query_self_attention_forward,
                grouped_query_self_attention_backward, _torch_gqa_layer, _gqa_layer_inputs,
                arg_names=("x", "w_q", "w_k", "w_v", "w_o")),
+    ParityCase("flash_attention", flash_attention_forward, flash_attention_backward,
+               _torch_attention, _flash_inputs, arg_names=("q", "k", "v")),
 ]
 
 

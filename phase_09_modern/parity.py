@@ -21,12 +21,20 @@ import torch
 import torch.nn.functional as F
 
 from phase_06_torch_parity.harness import ParityCase
+from phase_09_modern.alibi import alibi_attention_backward, alibi_attention_forward, alibi_slopes
+from phase_09_modern.dpo import dpo_loss_backward, dpo_loss_forward
 from phase_09_modern.flash_attention import flash_attention_backward, flash_attention_forward
 from phase_09_modern.grouped_query import (
     grouped_query_attention_backward,
     grouped_query_attention_forward,
     grouped_query_self_attention_backward,
     grouped_query_self_attention_forward,
+)
+from phase_09_modern.moe import (
+    load_balancing_loss_backward,
+    load_balancing_loss_forward,
+    moe_backward,
+    moe_forward,
 )
 from phase_09_modern.rmsnorm import (
     qk_norm_attention_backward,
@@ -35,6 +43,10 @@ from phase_09_modern.rmsnorm import (
     rms_norm_forward,
 )
 from phase_09_modern.rope import rope_backward, rope_forward
+from phase_09_modern.sliding_window import (
+    sliding_window_attention_backward,
+    sliding_window_attention_forward,
+)
 from phase_09_modern.swiglu import swiglu_backward, swiglu_forward
 
 PACKAGE = "phase_09_modern"
@@ -186,6 +198,94 @@ def _torch_attention(q, k, v, *, causal, block_q=None, block_k=None, kernel=None
         q, k, v, attn_mask=_torch_bool_mask(q.shape[-2], k.shape[-2], causal))
 
 
+# Sliding window, ALiBi -----------------------------------------------------------------------
+
+def _attention_inputs(rng):
+    b, h, d, dv = (_int(rng, 1, 3) for _ in range(4))
+    t_q = _int(rng, 1, 7)
+    t_k = t_q + _int(rng, 0, 3)
+    return _heads(rng, b, h, t_q, d), _heads(rng, b, h, t_k, d), _heads(rng, b, h, t_k, dv)
+
+
+def _sliding_inputs(rng):
+    return _attention_inputs(rng), {"window": _int(rng, 1, 6)}
+
+
+def _torch_sliding_window(q, k, v, *, window):
+    t_q, t_k = q.shape[-2], k.shape[-2]
+    position = torch.arange(t_q)[:, None] + (t_k - t_q)
+    j = torch.arange(t_k)[None, :]
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=(j <= position) &
+                                          (j > position - window))
+
+
+def _alibi_inputs(rng):
+    return _attention_inputs(rng), {"causal": bool(rng.random() < 0.7)}
+
+
+def _torch_alibi(q, k, v, *, causal):
+    """ALiBi as a float attention mask: -m_h |i' - j|, and -inf above the diagonal."""
+    t_q, t_k = q.shape[-2], k.shape[-2]
+    position = torch.arange(t_q)[:, None] + (t_k - t_q)
+    distance = (position - torch.arange(t_k)[None, :]).abs().to(q.dtype)
+    slopes = torch.tensor(alibi_slopes(q.shape[1]), dtype=q.dtype)
+    bias = -slopes[:, None, None] * distance
+    if causal:
+        bias = bias.masked_fill(torch.arange(t_k)[None, :] > position, float("-inf"))
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
+
+
+# Mixture of experts -------------------------------------------------------------------------------
+
+def _moe_inputs(rng):
+    n, c, f, e = _int(rng, 1, 6), _int(rng, 1, 4), _int(rng, 1, 4), _int(rng, 2, 5)
+    # k >= 2: with k = 1 the renormalised gate is exactly 1, the router's gradient exactly 0,
+    # and torch's rounding of p / p would make any relative error 1
+    return (rng.standard_normal((n, c)), rng.standard_normal((c, e)),
+            rng.standard_normal((e, c, f)), rng.standard_normal((e, c, f)),
+            rng.standard_normal((e, f, c))), {"k": _int(rng, 2, e)}
+
+
+def _torch_moe(x, w_gate, w1, w3, w2, *, k):
+    """Dense: every expert on every token, weighted by the renormalised top-k gates."""
+    logits = x @ w_gate
+    top = torch.topk(logits.detach(), k, dim=-1).indices
+    chosen = torch.softmax(logits, dim=-1).gather(-1, top)
+    combine = torch.zeros_like(logits).scatter(-1, top, chosen / chosen.sum(-1, keepdim=True))
+    hidden = F.silu(torch.einsum("nc,ecf->nef", x, w1)) * torch.einsum("nc,ecf->nef", x, w3)
+    return torch.einsum("ne,nef,efc->nc", combine, hidden, w2)
+
+
+def _balance_inputs(rng):
+    # Every token picks expert 0 first and k < E, so the counts are never uniform: with uniform
+    # counts the loss is 1 whatever the logits, its gradient exactly 0 (no relative error).
+    n, e = _int(rng, 1, 8), _int(rng, 2, 6)
+    k = _int(rng, 1, e - 1)
+    others = [1 + rng.permutation(e - 1)[:k - 1] for _ in range(n)]
+    return (2.0 * rng.standard_normal((n, e)),), {
+        "expert_index": np.stack([np.concatenate([[0], rest]) for rest in others])}
+
+
+def _torch_balance(logits, *, expert_index):
+    n_expert = logits.shape[-1]
+    counts = F.one_hot(expert_index, n_expert).sum(dim=(0, 1)).to(logits.dtype)
+    return n_expert * (counts / expert_index.numel() * torch.softmax(logits, -1).mean(0)).sum()
+
+
+# DPO ------------------------------------------------------------------------------------------------
+
+def _dpo_inputs(rng):
+    b = _int(rng, 1, 6)
+    return tuple(-10.0 * rng.random(b) - 5.0 for _ in range(4)), {
+        "beta": float(rng.choice([0.1, 0.5, 2.0]))}
+
+
+def _torch_dpo(policy_chosen, policy_rejected, reference_chosen, reference_rejected, *, beta):
+    """As in the DPO paper's reference code: -logsigmoid(beta * (pi_logratios - ref_logratios))."""
+    logits = (policy_chosen - policy_rejected) - (reference_chosen - reference_rejected)
+    return -F.logsigmoid(beta * logits).mean()
+
+
 CASES = [
     ParityCase("rope interleaved", rope_forward, rope_backward, _torch_rope,
                _rope_inputs("interleaved")),
@@ -205,6 +305,18 @@ CASES = [
                arg_names=("x", "w_q", "w_k", "w_v", "w_o")),
     ParityCase("flash_attention", flash_attention_forward, flash_attention_backward,
                _torch_attention, _flash_inputs, arg_names=("q", "k", "v")),
+    ParityCase("sliding_window_attention", sliding_window_attention_forward,
+               sliding_window_attention_backward, _torch_sliding_window, _sliding_inputs,
+               arg_names=("q", "k", "v")),
+    ParityCase("alibi_attention", alibi_attention_forward, alibi_attention_backward,
+               _torch_alibi, _alibi_inputs, arg_names=("q", "k", "v")),
+    ParityCase("moe", moe_forward, moe_backward, _torch_moe, _moe_inputs,
+               arg_names=("x", "w_gate", "w1", "w3", "w2")),
+    ParityCase("load_balancing_loss", load_balancing_loss_forward, load_balancing_loss_backward,
+               _torch_balance, _balance_inputs),
+    ParityCase("dpo_loss", dpo_loss_forward, dpo_loss_backward, _torch_dpo, _dpo_inputs,
+               arg_names=("policy_chosen", "policy_rejected", "reference_chosen",
+                          "reference_rejected")),
 ]
 
 

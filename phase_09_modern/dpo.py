@@ -5,7 +5,7 @@ penalty to a reference model. DPO notices that the optimum of that problem has a
 r(x, y) = beta log(pi(y|x) / pi_ref(y|x)) + a term that depends on x alone, and substitutes it
 into the Bradley-Terry likelihood of the preferences: the policy is trained directly, with a
 logistic loss on the difference of the two implicit rewards.
-Derivation: ``phase_09_modern/notes/09_dpo.md``.
+Derivation: ``phase_09_modern/notes/09_dpo_and_muon.md``.
 """
 
 from __future__ import annotations

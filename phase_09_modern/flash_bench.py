@@ -110,7 +110,7 @@ def plot(rows: list[dict], path: Path) -> None:
     ax_time.loglog(t, [r["tiled_s"] for r in rows], "s-", label="tiled, NumPy")
     numba = [(r["T"], r["numba_s"]) for r in rows if r["numba_s"] is not None]
     if numba:
-        ax_time.loglog(*zip(*numba), "^-", label="tiled, numba")
+        ax_time.loglog(*zip(*numba, strict=True), "^-", label="tiled, numba")
     ax_time.set(xlabel="T", ylabel="seconds", title="forward + backward time")
     for ax in (ax_mem, ax_time):
         ax.legend()

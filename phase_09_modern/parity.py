@@ -61,7 +61,7 @@ def _lead(rng):
     return tuple(_int(rng, 1, 3) for _ in range(_int(rng, 0, 2)))
 
 
-# RoPE ---------------------------------------------------------------------------------------
+# RoPE ----
 
 def _rope_inputs(layout):
     def make(rng):
@@ -91,7 +91,7 @@ def _torch_rope(x, *, positions, base, layout):
     return x * cos + torch.cat((-x2, x1), dim=-1) * sin
 
 
-# RMSNorm, QK-norm ----------------------------------------------------------------------------
+# RMSNorm, QK-norm ----
 
 def _rms_norm_inputs(rng):
     c = _int(rng, 2, 6)  # with C = 1 the output is sign(x) and its gradient ~ eps / |x|^3
@@ -130,7 +130,7 @@ def _torch_qk_norm_attention(q, k, v, gamma_q, gamma_k, *, causal, eps):
                                           attn_mask=mask)
 
 
-# SwiGLU ----------------------------------------------------------------------------------------
+# SwiGLU ----
 
 def _swiglu_inputs(rng):
     c, f = _int(rng, 1, 5), _int(rng, 1, 6)
@@ -143,7 +143,7 @@ def _torch_swiglu(x, w1, w3, w2):
     return (F.silu(x @ w1) * (x @ w3)) @ w2
 
 
-# Grouped-query attention ---------------------------------------------------------------------
+# Grouped-query attention ----
 
 def _gqa_inputs(rng):
     b, g, rep, d = _int(rng, 1, 2), _int(rng, 1, 3), _int(rng, 1, 3), _int(rng, 1, 4)
@@ -180,7 +180,7 @@ def _torch_gqa_layer(x, w_q, w_k, w_v, w_o, *, n_head, n_kv_head, causal):
     return y.transpose(1, 2).reshape(b, t, n_head * d) @ w_o
 
 
-# FlashAttention --------------------------------------------------------------------------------
+# FlashAttention ----
 
 def _flash_inputs(rng):
     lead = _lead(rng)
@@ -198,7 +198,7 @@ def _torch_attention(q, k, v, *, causal, block_q=None, block_k=None, kernel=None
         q, k, v, attn_mask=_torch_bool_mask(q.shape[-2], k.shape[-2], causal))
 
 
-# Sliding window, ALiBi -----------------------------------------------------------------------
+# Sliding window, ALiBi ----
 
 def _attention_inputs(rng):
     b, h, d, dv = (_int(rng, 1, 3) for _ in range(4))
@@ -235,7 +235,7 @@ def _torch_alibi(q, k, v, *, causal):
     return F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
 
 
-# Mixture of experts -------------------------------------------------------------------------------
+# Mixture of experts ----
 
 def _moe_inputs(rng):
     n, c, f, e = _int(rng, 1, 6), _int(rng, 1, 4), _int(rng, 1, 4), _int(rng, 2, 5)
@@ -272,7 +272,7 @@ def _torch_balance(logits, *, expert_index):
     return n_expert * (counts / expert_index.numel() * torch.softmax(logits, -1).mean(0)).sum()
 
 
-# DPO ------------------------------------------------------------------------------------------------
+# DPO ----
 
 def _dpo_inputs(rng):
     b = _int(rng, 1, 6)
@@ -320,7 +320,7 @@ CASES = [
 ]
 
 
-# Coverage ----------------------------------------------------------------------------------------
+# Coverage ----
 
 def _imports_torch(path: Path) -> bool:
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):

@@ -63,10 +63,10 @@ class RollingKVCache:
         self.length = 0  # positions seen so far
 
     def append(self, k: np.ndarray, v: np.ndarray) -> None:
-        if k.shape != self.keys.shape[:2] + self.keys.shape[3:] or \
-                v.shape != self.values.shape[:2] + self.values.shape[3:]:
-            raise ValueError(f"rolling KV cache: expected k {self.keys.shape[:2] + (self.keys.shape[3],)} "
-                             f"and v {self.values.shape[:2] + (self.values.shape[3],)}, got "
+        k_shape = self.keys.shape[:2] + self.keys.shape[3:]
+        v_shape = self.values.shape[:2] + self.values.shape[3:]
+        if k.shape != k_shape or v.shape != v_shape:
+            raise ValueError(f"rolling KV cache: expected k {k_shape} and v {v_shape}, got "
                              f"{k.shape} and {v.shape}")
         slot = self.length % self.window
         self.keys[:, :, slot] = k

@@ -405,6 +405,10 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError, CorpusNotFoundError, NonFiniteLossError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"interrupted; continue from the last checkpoint with the same command and "
+              f"--resume (it is in {out}/{CHECKPOINT_FILE})", file=sys.stderr)
+        return 130
     if os.environ.get("RANK", "0") == "0":
         mfu = f", MFU {summary['mfu']:.1%}" if summary["mfu"] is not None else ""
         val = summary["final_val_loss"]

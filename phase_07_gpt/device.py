@@ -22,8 +22,17 @@ import torch
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 # Peak dense bfloat16 tensor-core FLOP/s, by a substring of the CUDA device name.
-PEAK_BF16_FLOPS = {"H200": 989e12, "H100": 989e12, "A100": 312e12, "L40S": 362e12,
-                   "A10G": 125e12, "4090": 165e12, "3090": 71e12, "V100": 125e12, "T4": 65e12}
+# (substring of torch.cuda.get_device_name, dense bf16 tensor-core FLOP/s), the most specific
+# first. NVIDIA's data sheets put the 2:4-sparse rate, twice the dense one, in the headline
+# column; these are the dense rates: A100 312 (SXM and PCIe alike); H100 SXM 989, PCIe 756, NVL
+# 835; H200 SXM 989, NVL 835 ("H100 80GB HBM3" is how the SXM part names itself). V100 and T4
+# have no bf16: their fp16 tensor-core rates stand in.
+PEAK_BF16_DENSE = (
+    ("H200 NVL", 835e12), ("H200", 989e12),
+    ("H100 NVL", 835e12), ("H100 PCIe", 756e12), ("H100", 989e12),
+    ("A100", 312e12), ("L40S", 362e12), ("A10G", 125e12), ("4090", 165e12), ("3090", 71e12),
+    ("V100", 125e12), ("T4", 65e12),
+)
 
 
 @dataclass(frozen=True)
@@ -90,12 +99,17 @@ def compile_supported(device: torch.device) -> bool:
         return False
 
 
+def peak_flops_for(name: str) -> float | None:
+    """The dense bf16 peak of the GPU called ``name``; None for a GPU not in the table."""
+    lowered = name.lower()
+    return next((flops for key, flops in PEAK_BF16_DENSE if key.lower() in lowered), None)
+
+
 def peak_flops(device: torch.device) -> float | None:
     """The GPU's peak bfloat16 FLOP/s if it is in the table; None elsewhere (CPU, MPS)."""
     if device.type != "cuda":
         return None
-    name = torch.cuda.get_device_name(device)
-    return next((flops for key, flops in PEAK_BF16_FLOPS.items() if key in name), None)
+    return peak_flops_for(torch.cuda.get_device_name(device))
 
 
 def flops_per_token(n_params: int, n_layer: int, n_embd: int, block_size: int) -> float:

@@ -10,8 +10,9 @@ once, because the output head multiplies by it (2 V C FLOPs a token forward, the
 matmul of the 124M model); the position table is only indexed, which costs no FLOPs. The causal
 mask's skipped half of attention is not subtracted, as in PaLM and nanoGPT, so numbers compare.
 
-The peak is the dense (not 2:4-sparse) bfloat16 tensor-core rate from NVIDIA's data sheets;
-NVIDIA quotes the sparse rate, twice the dense one, in the headline column.
+The peak is the dense (not 2:4-sparse) bfloat16 tensor-core rate from NVIDIA's data sheets,
+phase 7's table ``phase_07_gpt/device.py::PEAK_BF16_DENSE``; NVIDIA quotes the sparse rate, twice
+the dense one, in the headline column.
 Notes: ``phase_08_train_124m/notes/02_the_124m_recipe.md``.
 """
 
@@ -19,24 +20,7 @@ from __future__ import annotations
 
 import torch
 
-# (substring of torch.cuda.get_device_name, dense bf16 FLOP/s), the most specific first.
-# A100: 312 TFLOPS (A100 data sheet, SXM and PCIe alike). H100 SXM 989.4, H100 PCIe 756,
-# H100 NVL 835 (H100 data sheet: 1,979 / 1,513 / 1,671 "with sparsity", halved). H200 SXM 989,
-# H200 NVL 835 (H200 data sheet, same halving). "H100 80GB HBM3" is how the SXM part names itself.
-PEAK_BF16_DENSE = (
-    ("H200 NVL", 835e12),
-    ("H200", 989e12),
-    ("H100 NVL", 835e12),
-    ("H100 PCIe", 756e12),
-    ("H100", 989e12),
-    ("A100", 312e12),
-)
-
-
-def peak_flops_for(name: str) -> float | None:
-    """The dense bf16 peak of the GPU called ``name``; None for a GPU not in the table."""
-    lowered = name.lower()
-    return next((flops for key, flops in PEAK_BF16_DENSE if key.lower() in lowered), None)
+from phase_07_gpt.device import peak_flops_for
 
 
 def device_peak_flops(device: torch.device, override_tflops: float = 0.0) -> float | None:

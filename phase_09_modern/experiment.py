@@ -55,7 +55,7 @@ EXPERIMENTS = {"grokking": GROKKING_CONDITIONS}
 
 def run_grokking(out: str | Path, *, size: str = "small", seeds: int = 3,
                  only: list[str] | None = None, overrides: dict | None = None,
-                 log=print) -> dict:
+                 log=print, quiet: bool = False) -> dict:
     """Train every (condition, seed) not yet finished; write the table and the plots."""
     if seeds < 1:
         raise ValueError(f"seeds must be >= 1, got {seeds}")
@@ -79,7 +79,7 @@ def run_grokking(out: str | Path, *, size: str = "small", seeds: int = 3,
                     config.__dict__:
                 summary = json.loads(summary_file.read_text())
             else:
-                summary = train_grokking(config, run_dir, quiet=True,
+                summary = train_grokking(config, run_dir, quiet=quiet,
                                          resume=(run_dir / CHECKPOINT_FILE).exists())
             rows = read_metrics(run_dir / METRICS_FILE)
             runs.append({"condition": condition.label, "seed": seed, **summary,

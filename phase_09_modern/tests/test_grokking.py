@@ -94,7 +94,7 @@ def test_resuming_another_config_or_nothing_fails_clearly(tmp_path):
 
 
 def test_the_small_preset_memorises_first_and_generalises_much_later(tmp_path):
-    result = run_grokking(tmp_path, size="small", seeds=1, log=lambda *_: None,
+    result = run_grokking(tmp_path, size="small", seeds=1, log=lambda *_: None, quiet=True,
                           only=["baseline (weight decay 1)", "fraction 0.8"])
     baseline = result["runs"][0]
     assert baseline["train_99_at"] is not None and baseline["val_99_at"] is not None
@@ -105,7 +105,7 @@ def test_the_small_preset_memorises_first_and_generalises_much_later(tmp_path):
         json.loads(json.dumps(result["table"]))
     for name in ("results.md", "accuracy.png", "spectrum.png"):
         assert (tmp_path / name).stat().st_size > 0
-    again = run_grokking(tmp_path, size="small", seeds=1, log=lambda *_: None,
+    again = run_grokking(tmp_path, size="small", seeds=1, log=lambda *_: None, quiet=True,
                          only=["fraction 0.8"])  # finished runs are read, not trained again
     assert again["runs"][0]["seconds"] == result["runs"][1]["seconds"]
 

@@ -47,6 +47,8 @@ from phase_09_modern.sliding_window import (
     sliding_window_attention_backward,
     sliding_window_attention_forward,
 )
+from phase_09_modern.spiking import lif_backward, lif_forward
+from phase_09_modern.spiking_gpt import lif as torch_lif
 from phase_09_modern.swiglu import swiglu_backward, swiglu_forward
 
 PACKAGE = "phase_09_modern"
@@ -286,6 +288,18 @@ def _torch_dpo(policy_chosen, policy_rejected, reference_chosen, reference_rejec
     return -F.logsigmoid(beta * logits).mean()
 
 
+# Leaky integrate-and-fire ----
+
+def _lif_inputs(rng):
+    # Inputs of scale ~ threshold, so that some neurons fire once, some several times, some
+    # never; a value exactly on the threshold has probability 0.
+    return (rng.standard_normal((*_lead(rng), _int(rng, 1, 6))),), {
+        "beta": float(rng.choice([0.5, 0.9, 1.0])), "threshold": float(rng.choice([0.5, 1.0])),
+        "steps": _int(rng, 1, 8), "surrogate": str(rng.choice(["fast_sigmoid", "arctan"])),
+        "slope": float(rng.choice([2.0, 5.0, 25.0])),
+        "reset": str(rng.choice(["subtract", "zero"])), "detach_reset": bool(rng.random() < 0.5)}
+
+
 CASES = [
     ParityCase("rope interleaved", rope_forward, rope_backward, _torch_rope,
                _rope_inputs("interleaved")),
@@ -317,6 +331,7 @@ CASES = [
     ParityCase("dpo_loss", dpo_loss_forward, dpo_loss_backward, _torch_dpo, _dpo_inputs,
                arg_names=("policy_chosen", "policy_rejected", "reference_chosen",
                           "reference_rejected")),
+    ParityCase("lif", lif_forward, lif_backward, torch_lif, _lif_inputs),
 ]
 
 

@@ -7,8 +7,12 @@ one resumes from its checkpoint, so an interrupted grid loses at most one evalua
 
 - ``grokking``: a + b mod 113 as in Nanda et al. (2023), and the interventions: weight decay 0
   vs 1, decay toward the initial weights, dropout 0.1, Gaussian weight noise (sigma 0.01), and
-  the training fraction from 0.3 to 0.8; measured: steps to 99% train and validation accuracy.
-Notes: ``phase_09_modern/notes/20_grokking.md``.
+  the training fraction from 0.3 to 0.8; measured: steps to 99% train and validation accuracy
+  (notes ``phase_09_modern/notes/20_grokking.md``);
+- ``spiking``: phase 7's GPT with its MLP activation replaced by leaky integrate-and-fire
+  neurons, T = 1, 4, 8, against the GELU model; measured: the validation-loss gap, firing
+  rates, dead neurons, synaptic operations and energy
+  (notes ``phase_09_modern/notes/21_spiking_transformer.md``).
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from phase_09_modern.grokking import (  # noqa: E402
     size_config,
     train_grokking,
 )
+from phase_09_modern.spiking_experiment import run_spiking, spiking_markdown  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -50,7 +55,7 @@ GROKKING_CONDITIONS = (
     Condition("weight noise 0.01", {"weight_noise": 0.01}),
     *(Condition(f"fraction {f:.1f}", {"train_fraction": f}) for f in (0.4, 0.5, 0.6, 0.7, 0.8)),
 )
-EXPERIMENTS = {"grokking": GROKKING_CONDITIONS}
+EXPERIMENTS = ("grokking", "spiking")
 
 
 def run_grokking(out: str | Path, *, size: str = "small", seeds: int = 3,
@@ -182,25 +187,33 @@ def plot_grokking(conditions, runs: list[dict], out: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m phase_09_modern.experiment",
                                      description=__doc__.split("\n\n")[1])
-    parser.add_argument("name", choices=sorted(EXPERIMENTS))
+    parser.add_argument("name", choices=EXPERIMENTS)
     parser.add_argument("--size", choices=("small", "full"), default="small")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--only", nargs="+", default=None, metavar="LABEL",
-                        help="run only these conditions (their labels, quoted)")
+                        help="grokking: run only these conditions (their labels, quoted)")
     parser.add_argument("--max-steps", type=int, default=None,
-                        help="override the size's step budget")
+                        help="override the size's number of training steps")
     parser.add_argument("--out", type=Path, default=None,
                         help="run directory (default runs/phase_09/experiments/<name>-<size>)")
     args = parser.parse_args(argv)
     out = args.out or Path("runs") / "phase_09" / "experiments" / f"{args.name}-{args.size}"
-    overrides = {} if args.max_steps is None else {"max_steps": args.max_steps}
     try:
-        result = run_grokking(out, size=args.size, seeds=args.seeds, only=args.only,
-                              overrides=overrides)
+        if args.name == "grokking":
+            overrides = {} if args.max_steps is None else {"max_steps": args.max_steps}
+            result = run_grokking(out, size=args.size, seeds=args.seeds, only=args.only,
+                                  overrides=overrides)
+            table = grokking_markdown(result)
+        else:
+            if args.only:
+                raise ValueError("--only applies to the grokking experiment")
+            overrides = {} if args.max_steps is None else {"max_iters": args.max_steps}
+            result = run_spiking(out, size=args.size, seeds=args.seeds, overrides=overrides)
+            table = spiking_markdown(result)
     except (ValueError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    print(grokking_markdown(result))
+    print(table)
     print(f"outputs in {out}/")
     return 0
 

@@ -113,3 +113,8 @@ def test_the_small_preset_memorises_first_and_generalises_much_later(tmp_path):
 def test_the_command_rejects_an_unknown_condition(capsys, tmp_path):
     assert main(["grokking", "--only", "nonsense", "--out", str(tmp_path)]) == 2
     assert "unknown condition" in capsys.readouterr().err
+
+
+def test_only_applies_to_grokking(capsys, tmp_path):
+    assert main(["spiking", "--only", "x", "--out", str(tmp_path)]) == 2
+    assert "--only applies to the grokking experiment" in capsys.readouterr().err

@@ -428,8 +428,11 @@ def measure_seed(train_config: TrainConfig, failure: FailureConfig, out: Path, s
         corpora[name] = (len(text), skipped, c_logits, c_targets)
     shift = {}
     for name, (chars, skipped, c_logits, c_targets) in corpora.items():
-        shift[name] = {"loss": mean_nll(c_logits, c_targets),
-                       "accuracy": float((c_logits.argmax(-1) == c_targets).mean()),
+        confidence, correct = top1(softmax(c_logits), c_targets)
+        shift[name] = {"loss": mean_nll(c_logits, c_targets), "accuracy": float(correct.mean()),
+                       "ece": expected_calibration_error(confidence, correct, failure.bins),
+                       "confident_wrong": float(((confidence >= failure.confident)
+                                                 & ~correct).mean()),
                        "scored": len(c_targets), "chars": chars,
                        "skipped_share": sum(skipped.values()) / chars,
                        "top_skipped": [[show_char(ch), n] for ch, n in skipped.most_common(8)]}
@@ -551,20 +554,22 @@ def failure_markdown(result: dict) -> str:
         f"{_cell(c['temperature'])} | {_cell(c['ece_scaled'], 4)} | {_cell(c['nll'])} | "
         f"{_cell(c['nll_scaled'])} |",
         "", "## loss per corpus (nats per character; unknown characters removed)", "",
-        "| corpus | characters | scored | unknown share | loss | top-1 accuracy | most "
-        "frequent unknown characters (seed 0) |", "|---|---|---|---|---|---|---|"]
+        "| corpus | characters | scored | unknown share | loss | top-1 accuracy | ECE | "
+        f"wrong at >= {failure['confident']} | most frequent unknown characters (seed 0) |",
+        "|---|---|---|---|---|---|---|---|---|"]
     for name, row in table["shift"].items():
         skipped = ", ".join(f"{ch} {n}" for ch, n in result["runs"][0]["shift"][name]
                             ["top_skipped"])
         lines.append(f"| {name} | {row['chars'][0]:.0f} | {row['scored'][0]:.0f} | "
                      f"{_cell(row['skipped_share'], 4)} | {_cell(row['loss'])} | "
-                     f"{_cell(row['accuracy'])} | {skipped or '—'} |")
+                     f"{_cell(row['accuracy'])} | {_cell(row['ece'], 4)} | "
+                     f"{_cell(row['confident_wrong'], 4)} | {skipped or '—'} |")
     e = table["confident_errors"]
     lines += [
         "", f"## confident errors (top-1 probability >= {failure['confident']}, wrong)", "",
-        "| share of all predictions | share of predictions that are confident | wrong when "
-        "confident |", "|---|---|---|",
-        f"| {_cell(e['rate'], 4)} | {_cell(e['confident_share'])} | "
+        "| count per seed | share of all predictions | share of predictions that are "
+        "confident | wrong when confident |", "|---|---|---|---|",
+        f"| {_cell(e['count'], 1)} | {_cell(e['rate'], 5)} | {_cell(e['confident_share'])} | "
         f"{_cell(e['wrong_when_confident'])} |", "",
         "most frequent (predicted, actual), counts summed over the seeds:", "",
         "| predicted | actual | count |", "|---|---|---|"]
@@ -646,9 +651,10 @@ def plot_losses(result: dict, path: Path) -> None:
                 va="bottom")
     vocab = result["runs"][0]["vocab_size"]
     ax.axhline(np.log(vocab), ls=":", color="k", label=f"uniform over {vocab} characters")
+    ax.set_ylim(0, 1.2 * max(np.log(vocab), max(shift[n]["loss"][0] for n in names)))
     ax.set_ylabel("loss (nats per character)")
     ax.set_title("the same model on other kinds of text")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper left")
     ax.grid(alpha=0.3, axis="y")
     fig.tight_layout()
     fig.savefig(path, dpi=110)

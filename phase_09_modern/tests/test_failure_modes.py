@@ -158,8 +158,12 @@ def test_the_runner_writes_its_outputs_and_reuses_them(tmp_path):
     assert table["shift"][str(other)]["skipped_share"][0] > 0  # "—", "Q", digits are unknown
     assert table["shift"]["shakespeare val"]["skipped_share"] == [0.0, 0.0]
     assert len(table["calibration"]["ece"]) == 2
+    assert 0 <= table["shift"][str(other)]["ece"][0] <= 1
     assert "| greedy |" in failure_markdown(result)
-    again = run_failure_modes(out, size="small", seeds=2, overrides=overrides,
-                              log=lambda _: None)
+
+    (out / "seed0.json").unlink()  # seed 0 is measured again on its saved model, seed 1 reused
+    said = []
+    again = run_failure_modes(out, size="small", seeds=2, overrides=overrides, log=said.append)
+    assert not any("training" in line for line in said)  # the models are not trained again
+    assert again["runs"] == result["runs"]  # the measurement is deterministic
     assert again["runs"] == json.loads((out / "results.json").read_text())["runs"]
-    assert again["runs"] == result["runs"]

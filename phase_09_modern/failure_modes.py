@@ -534,8 +534,9 @@ def failure_markdown(result: dict) -> str:
         "# failure modes of a char-level GPT", "",
         f"size {result['size']} ({train_config['n_layer']} layers, width "
         f"{train_config['n_embd']}, context {train_config['block_size']}, "
-        f"{train_config['max_iters']} steps), {result['seeds']} seeds, {result['seconds']} s; "
-        "every number is mean ± standard deviation over the seeds", "",
+        f"{train_config['max_iters']} steps), {result['seeds']} seeds ({result['seconds']} s in "
+        "the last call; finished seeds are reused); every number is mean ± standard deviation "
+        "over the seeds", "",
         f"## repetition in {failure['continuation_chars']}-character continuations of "
         f"{failure['prompts']} validation prompts", "",
         "| decoding | repeated char 4-grams | repeated word 3-grams | longest loop (chars) |",

@@ -37,6 +37,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from phase_01_nn.vocabulary import train_val_split  # noqa: E402
+from phase_07_gpt.checkpoint import CHECKPOINT_FILE  # noqa: E402
 from phase_07_gpt.dataset import read_text  # noqa: E402
 from phase_07_gpt.generate import generate  # noqa: E402
 from phase_07_gpt.presets import TrainConfig, preset  # noqa: E402
@@ -383,15 +384,21 @@ def measure_repetition(model, itos: list[str], val_text: str, failure: FailureCo
 
 
 def ensure_model(train_config: TrainConfig, run_dir: Path, log) -> dict:
-    """Train into ``run_dir`` unless a finished run with this config is there; its summary."""
+    """Train into ``run_dir`` unless a finished run with this config is there (a stopped one
+    with this config is resumed from its checkpoint); the run's summary."""
     summary_file, config_file = run_dir / "summary.json", run_dir / "config.json"
-    if summary_file.exists() and config_file.exists():
+    same = False
+    if config_file.exists():
         saved = json.loads(config_file.read_text(encoding="utf-8"))
         saved.pop("preset", None)
-        if saved == train_config.to_dict():
-            return json.loads(summary_file.read_text(encoding="utf-8"))
-    log(f"training {run_dir} ({train_config.max_iters} steps)")
-    return train(train_config, run_dir, quiet=True, preset="failure-modes")
+        same = saved == train_config.to_dict()
+    if same and summary_file.exists():
+        summary = json.loads(summary_file.read_text(encoding="utf-8"))
+        if summary["steps"] == train_config.max_iters:  # a stopped run writes one too
+            return summary
+    resume = same and (run_dir / CHECKPOINT_FILE).exists()
+    log(f"training {run_dir} ({train_config.max_iters} steps{', resumed' if resume else ''})")
+    return train(train_config, run_dir, resume=resume, quiet=True, preset="failure-modes")
 
 
 def measure_seed(train_config: TrainConfig, failure: FailureConfig, out: Path, seed: int,
@@ -399,10 +406,9 @@ def measure_seed(train_config: TrainConfig, failure: FailureConfig, out: Path, s
     """Every measurement on the model of one seed; examples and samples written beside."""
     run_dir = out / f"model-seed{seed}"
     summary = ensure_model(train_config, run_dir, log)
-    torch.manual_seed(seed)
     model, tokenizer = load_run(run_dir)
     itos = tokenizer.vocabulary.itos
-    _, val_text = train_val_split(read_text(train_config.data))
+    train_text, val_text = train_val_split(read_text(train_config.data))
     val_ids, _ = encode_known(val_text, itos)
 
     logits, targets, positions = next_token_logits(model, val_ids, failure.eval_tokens)
@@ -417,10 +423,9 @@ def measure_seed(train_config: TrainConfig, failure: FailureConfig, out: Path, s
         f"# predictions with top-1 probability >= {failure.confident} that are wrong, seed "
         f"{seed}: the text before, then [predicted probability / actual]\n"
         + error_examples(shown, probs, targets, positions, wrong_rows, itos,
-                            count=failure.examples, seed=seed), encoding="utf-8")
+                         count=failure.examples, seed=seed), encoding="utf-8")
 
     corpora = {"shakespeare val": (len(val_ids), Counter(), logits, targets)}
-    train_text, _ = train_val_split(read_text(train_config.data))
     for name in ("shakespeare train", *failure.shift):
         text = train_text if name == "shakespeare train" else shift_corpus(name)
         ids, skipped = encode_known(text, itos)
@@ -487,7 +492,6 @@ def run_failure_modes(out: str | Path, *, size: str = "small", seeds: int = 3,
         raise ValueError(f"seeds must be >= 1, got {seeds}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    began = time.perf_counter()
     per_seed = []
     for seed in range(seeds):
         train_config, failure = size_configs(size, seed, overrides)
@@ -500,7 +504,10 @@ def run_failure_modes(out: str | Path, *, size: str = "small", seeds: int = 3,
                 json.loads(json.dumps(configs)):
             result = json.loads(cache.read_text(encoding="utf-8"))
         else:
-            result = {**measure_seed(train_config, failure, out, seed, log), "configs": configs}
+            started = time.perf_counter()
+            result = measure_seed(train_config, failure, out, seed, log)
+            result.update(measure_seconds=round(time.perf_counter() - started, 1),
+                          configs=configs)
             cache.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
         per_seed.append(result)
         calib = result["calibration"]
@@ -509,10 +516,10 @@ def run_failure_modes(out: str | Path, *, size: str = "small", seeds: int = 3,
             f"{calib['temperature']:.3f}, greedy 4-gram repeats "
             f"{result['repetition']['greedy']['char4_repeat']:.3f}")
     numbers = [{k: v for k, v in r.items() if k != "configs"} for r in per_seed]
+    table = summarise([{k: v for k, v in r.items() if k != "seed"} for r in numbers])
     result = {"experiment": "failure-modes", "size": size, "seeds": seeds,
               "configs": per_seed[0]["configs"],
-              "seconds": round(time.perf_counter() - began, 1),
-              "table": summarise(numbers), "top_pairs": pooled_pairs(per_seed),
+              "table": table, "top_pairs": pooled_pairs(per_seed),
               "runs": numbers}
     (out / "results.json").write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
     (out / "results.md").write_text(failure_markdown(result), encoding="utf-8")
@@ -534,9 +541,10 @@ def failure_markdown(result: dict) -> str:
         "# failure modes of a char-level GPT", "",
         f"size {result['size']} ({train_config['n_layer']} layers, width "
         f"{train_config['n_embd']}, context {train_config['block_size']}, "
-        f"{train_config['max_iters']} steps), {result['seeds']} seeds ({result['seconds']} s in "
-        "the last call; finished seeds are reused); every number is mean ± standard deviation "
-        "over the seeds", "",
+        f"{train_config['max_iters']} steps), {result['seeds']} seeds; per seed "
+        f"{table['train_seconds'][0]:.0f} s of training steps and "
+        f"{table['measure_seconds'][0]:.0f} s of measurement on average; every number is mean "
+        "± standard deviation over the seeds", "",
         f"## repetition in {failure['continuation_chars']}-character continuations of "
         f"{failure['prompts']} validation prompts", "",
         "| decoding | repeated char 4-grams | repeated word 3-grams | longest loop (chars) |",

@@ -402,11 +402,10 @@ def ensure_model(train_config: TrainConfig, run_dir: Path, log) -> dict:
 
 
 def measure_seed(train_config: TrainConfig, failure: FailureConfig, out: Path, seed: int,
-                 log) -> dict:
-    """Every measurement on the model of one seed; examples and samples written beside."""
-    run_dir = out / f"model-seed{seed}"
-    summary = ensure_model(train_config, run_dir, log)
-    model, tokenizer = load_run(run_dir)
+                 summary: dict) -> dict:
+    """Every measurement on the trained model of one seed (``out/model-seed{seed}``, whose
+    training ``summary`` is given); examples and samples written beside."""
+    model, tokenizer = load_run(out / f"model-seed{seed}")
     itos = tokenizer.vocabulary.itos
     train_text, val_text = train_val_split(read_text(train_config.data))
     val_ids, _ = encode_known(val_text, itos)
@@ -504,8 +503,9 @@ def run_failure_modes(out: str | Path, *, size: str = "small", seeds: int = 3,
                 json.loads(json.dumps(configs)):
             result = json.loads(cache.read_text(encoding="utf-8"))
         else:
+            summary = ensure_model(train_config, out / f"model-seed{seed}", log)
             started = time.perf_counter()
-            result = measure_seed(train_config, failure, out, seed, log)
+            result = measure_seed(train_config, failure, out, seed, summary)
             result.update(measure_seconds=round(time.perf_counter() - started, 1),
                           configs=configs)
             cache.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")

@@ -12,7 +12,10 @@ one resumes from its checkpoint, so an interrupted grid loses at most one evalua
 - ``spiking``: phase 7's GPT with its MLP activation replaced by leaky integrate-and-fire
   neurons, T = 1, 4, 8, against the GELU model; measured: the validation-loss gap, firing
   rates, dead neurons, synaptic operations and energy
-  (notes ``phase_09_modern/notes/21_spiking_transformer.md``).
+  (notes ``phase_09_modern/notes/21_spiking_transformer.md``);
+- ``failure-modes``: a trained char model's repetition loops against temperature, calibration
+  (ECE, reliability diagram, temperature scaling), loss on other kinds of text, and confident
+  errors (notes ``phase_09_modern/notes/22_failure_modes.md``).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from phase_01_nn.metrics import read_metrics  # noqa: E402
+from phase_09_modern.failure_modes import failure_markdown, run_failure_modes  # noqa: E402
 from phase_09_modern.grokking import (  # noqa: E402
     CHECKPOINT_FILE,
     METRICS_FILE,
@@ -55,7 +59,7 @@ GROKKING_CONDITIONS = (
     Condition("weight noise 0.01", {"weight_noise": 0.01}),
     *(Condition(f"fraction {f:.1f}", {"train_fraction": f}) for f in (0.4, 0.5, 0.6, 0.7, 0.8)),
 )
-EXPERIMENTS = ("grokking", "spiking")
+EXPERIMENTS = ("grokking", "spiking", "failure-modes")
 
 
 def run_grokking(out: str | Path, *, size: str = "small", seeds: int = 3,
@@ -208,8 +212,10 @@ def main(argv: list[str] | None = None) -> int:
             if args.only:
                 raise ValueError("--only applies to the grokking experiment")
             overrides = {} if args.max_steps is None else {"max_iters": args.max_steps}
-            result = run_spiking(out, size=args.size, seeds=args.seeds, overrides=overrides)
-            table = spiking_markdown(result)
+            run, markdown = ((run_spiking, spiking_markdown) if args.name == "spiking"
+                             else (run_failure_modes, failure_markdown))
+            result = run(out, size=args.size, seeds=args.seeds, overrides=overrides)
+            table = markdown(result)
     except (ValueError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

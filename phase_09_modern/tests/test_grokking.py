@@ -118,3 +118,11 @@ def test_the_command_rejects_an_unknown_condition(capsys, tmp_path):
 def test_only_applies_to_grokking(capsys, tmp_path):
     assert main(["spiking", "--only", "x", "--out", str(tmp_path)]) == 2
     assert "--only applies to the grokking experiment" in capsys.readouterr().err
+
+
+def test_the_command_lists_every_experiment(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    usage = capsys.readouterr().out
+    for name in ("grokking", "spiking", "failure-modes"):
+        assert name in usage

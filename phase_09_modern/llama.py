@@ -483,18 +483,20 @@ HF_NAMES = (  # Hugging Face prefix or suffix -> this model's
 )
 
 
+def our_name(hf_name: str) -> str:
+    """``model.layers.0.self_attn.q_proj.weight`` -> ``transformer.h.0.attn.q_proj.weight``."""
+    for old, new in HF_NAMES:
+        hf_name = hf_name.replace(old, new)
+    return hf_name
+
+
 def hf_state_dict(hf_state: dict[str, torch.Tensor], config: LlamaConfig
                   ) -> dict[str, torch.Tensor]:
-    """Rename a Hugging Face Llama/Mistral state dict (``HF_NAMES``); ``nn.Linear`` on both
+    """Rename a Hugging Face Llama/Mistral state dict (``our_name``); ``nn.Linear`` on both
     sides, so no transposes. Hugging Face's q and k weights are already in the rotate-half
     layout this model's RoPE uses. A tied checkpoint without ``lm_head.weight`` gets wte's."""
-    state = {}
-    for name, tensor in hf_state.items():
-        if name.endswith("rotary_emb.inv_freq"):
-            continue
-        for old, new in HF_NAMES:
-            name = name.replace(old, new)
-        state[name] = tensor
+    state = {our_name(name): tensor for name, tensor in hf_state.items()
+             if not name.endswith("rotary_emb.inv_freq")}
     if "lm_head.weight" not in state or config.tie_weights:
         state["lm_head.weight"] = state["transformer.wte.weight"]
     return state

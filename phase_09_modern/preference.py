@@ -36,6 +36,7 @@ from phase_07_gpt.generate import generate
 from phase_07_gpt.presets import preset as train_preset
 from phase_07_gpt.sample import load_run
 from phase_07_gpt.train import train
+from phase_09_modern.lora import mean_loss
 
 VOWELS = set("aeiouAEIOU")
 
@@ -129,11 +130,12 @@ class DemoConfig:
     batch_pairs: int = 32
     lr: float = 1e-4
     beta: float = 0.1
+    lm_eval_batches: int = 50  # language-model loss on the corpus' validation split
 
 
 DEMOS = {
     "tiny": DemoConfig(pretrain_preset="tiny", train_prompts=64, eval_prompts=32, prompt_len=8,
-                       completion_len=16, steps=10, batch_pairs=16, lr=1e-3),
+                       completion_len=16, steps=10, batch_pairs=16, lr=1e-3, lm_eval_batches=4),
     "full": DemoConfig(pretrain_preset="shakespeare-char", train_prompts=1024,
                        eval_prompts=512, steps=200),
 }
@@ -177,9 +179,14 @@ def run_demo(name: str, out: Path, base: Path | None = None, threads: int = 1,
     eval_prompts = _prompts(tokens.val, demo.eval_prompts, p, seed + 3)
 
     def measure() -> dict:
+        samples = sample_completions(policy, eval_prompts[:3], demo.completion_len, seed + 6)
         return {**pair_metrics(policy, held_ref, held_chosen, held_rejected, p, demo.beta),
                 **head_to_head(policy, reference, tokenizer, eval_prompts, demo.completion_len,
-                               seed + 4)}
+                               seed + 4),
+                "lm_val_loss": mean_loss(policy, tokens.val, demo.lm_eval_batches, 12,
+                                         reference.config.block_size),
+                "samples": [[tokenizer.decode(row[:p].tolist()), tokenizer.decode(row[p:].tolist())]
+                            for row in samples]}
 
     before = measure()
     optimizer = torch.optim.AdamW(policy.parameters(), lr=demo.lr, weight_decay=0.0)
@@ -208,8 +215,10 @@ def report(result: dict) -> str:
              f"{result['steps']} DPO steps (beta {result['beta']}, lr {result['lr']}) in "
              f"{result['train_seconds']} s", "| | before | after |", "|---|---|---|"]
     for key in ("dpo_loss", "preference_accuracy", "win_rate", "policy_vowel_share",
-                "reference_vowel_share"):
+                "reference_vowel_share", "lm_val_loss"):
         lines.append(f"| {key} | {result['before'][key]:.4f} | {result['after'][key]:.4f} |")
+    lines += [f"after: {prompt!r} -> {completion!r}"
+              for prompt, completion in result["after"]["samples"]]
     return "\n".join(lines)
 
 

@@ -107,4 +107,6 @@ def test_tiny_demo_runs_and_starts_at_ln2(tmp_path, capsys):
     assert result["before"]["dpo_loss"] == pytest.approx(math.log(2), abs=1e-6)
     assert result["before"]["preference_accuracy"] == 0.5
     assert result["after"]["dpo_loss"] != result["before"]["dpo_loss"]
+    assert result["before"]["lm_val_loss"] > 0
+    assert [len(prompt) for prompt, _ in result["after"]["samples"]] == [8, 8, 8]
     assert "| win_rate |" in capsys.readouterr().out

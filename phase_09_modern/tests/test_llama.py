@@ -3,6 +3,8 @@ models are built from configs, their weights loaded into ours; then the cache's 
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from phase_09_modern.llama import KVCache, Llama, LlamaConfig, attention_mask, config_from_hf
 
@@ -188,3 +190,19 @@ def test_unsupported_hf_configs_fail_clearly():
         config_from_hf({**base, "hidden_act": "gelu"})
     with pytest.raises(ValueError, match="RoPE scaling"):
         config_from_hf({**base, "rope_parameters": {"rope_type": "llama3", "factor": 8.0}})
+
+
+@settings(max_examples=15)
+@given(window=st.one_of(st.none(), st.integers(1, 9)), kv=st.sampled_from([1, 2, 4]),
+       chunks=st.lists(st.integers(1, 7), min_size=1, max_size=6), seed=st.integers(0, 99))
+def test_any_chunking_of_a_cached_pass_equals_one_uncached_pass(window, kv, chunks, seed):
+    torch.manual_seed(seed)
+    config = LlamaConfig(vocab_size=13, block_size=48, n_layer=2, n_head=4, n_kv_head=kv,
+                         n_embd=16, d_ff=24, sliding_window=window)
+    model = Llama(config).eval()
+    ids = _ids(2, sum(chunks), seed=seed, vocab=13)
+    cache = KVCache(config, batch=2, max_len=sum(chunks))
+    with torch.no_grad():
+        pieces = [model(part, cache=cache)[0] for part in ids.split(chunks, dim=1)]
+        torch.testing.assert_close(torch.cat(pieces, dim=1), model(ids)[0], rtol=0, atol=1e-5)
+    assert cache.length == sum(chunks)

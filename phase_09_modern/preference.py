@@ -24,7 +24,7 @@ import copy
 import json
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -147,8 +147,10 @@ def _prompts(tokens: torch.Tensor, n: int, length: int, seed: int) -> torch.Tens
 
 
 def run_demo(name: str, out: Path, base: Path | None = None, threads: int = 1,
-             data: str = "tinyshakespeare", seed: int = 0, quiet: bool = False) -> dict:
-    demo = DEMOS[name]
+             data: str = "tinyshakespeare", seed: int = 0, quiet: bool = False,
+             **overrides) -> dict:
+    """The demo ``name``; ``overrides`` replace its ``DemoConfig`` fields (lr, beta, steps)."""
+    demo = replace(DEMOS[name], **overrides)
     torch.set_num_threads(threads)
     out.mkdir(parents=True, exist_ok=True)
     if base is None:
@@ -232,10 +234,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", default="tinyshakespeare")
     parser.add_argument("--out", type=Path, default=None,
                         help="default runs/phase_09/dpo/<preset>")
+    for name, kind in (("lr", float), ("beta", float), ("steps", int)):
+        parser.add_argument(f"--{name}", type=kind, default=None,
+                            help=f"override the preset's {name}")
     args = parser.parse_args(argv)
     out = args.out or Path("runs/phase_09/dpo") / args.preset
+    overrides = {name: getattr(args, name) for name in ("lr", "beta", "steps")
+                 if getattr(args, name) is not None}
     try:
-        result = run_demo(args.preset, out, args.base, args.threads, args.data)
+        result = run_demo(args.preset, out, args.base, args.threads, args.data, **overrides)
     except (ValueError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -102,8 +102,10 @@ def test_tiny_demo_runs_and_starts_at_ln2(tmp_path, capsys):
     corpus = tmp_path / "text.txt"
     corpus.write_text("".join(f"The {i} quick brown foxes are in our area. " for i in range(400)),
                       encoding="utf-8")
-    assert main(["--preset", "tiny", "--data", str(corpus), "--out", str(tmp_path / "run")]) == 0
+    assert main(["--preset", "tiny", "--data", str(corpus), "--out", str(tmp_path / "run"),
+                 "--steps", "6", "--beta", "0.2"]) == 0
     result = json.loads((tmp_path / "run" / "dpo_demo.json").read_text())
+    assert (result["steps"], result["beta"], result["lr"]) == (6, 0.2, 1e-3)
     assert result["before"]["dpo_loss"] == pytest.approx(math.log(2), abs=1e-6)
     assert result["before"]["preference_accuracy"] == 0.5
     assert result["after"]["dpo_loss"] != result["before"]["dpo_loss"]

@@ -66,13 +66,13 @@ def bench(lengths: list[int], repeats: int) -> list[dict]:
     for n in lengths:
         row = {"new_tokens": n}
         for label, use_cache in (("cache", True), ("no_cache", False)):
-            t = seconds(lambda: model.generate(prompt, n, temperature=0, use_cache=use_cache),
-                        repeats)
+            t = seconds(lambda n=n, use_cache=use_cache: model.generate(
+                prompt, n, temperature=0, use_cache=use_cache), repeats)
             row[f"{label}_tokens_per_s"] = n / t
         if hf is not None:
             with torch.no_grad():
-                t = seconds(lambda: hf.generate(prompt, max_new_tokens=n, min_new_tokens=n,
-                                                do_sample=False, pad_token_id=0), repeats)
+                t = seconds(lambda n=n: hf.generate(prompt, max_new_tokens=n, min_new_tokens=n,
+                                                    do_sample=False, pad_token_id=0), repeats)
             row["hf_cache_tokens_per_s"] = n / t
         row["speedup"] = row["cache_tokens_per_s"] / row["no_cache_tokens_per_s"]
         rows.append(row)

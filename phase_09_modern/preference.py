@@ -142,7 +142,8 @@ DEMOS = {
 
 
 def _prompts(tokens: torch.Tensor, n: int, length: int, seed: int) -> torch.Tensor:
-    starts = torch.randint(len(tokens) - length, (n,), generator=torch.Generator().manual_seed(seed))
+    generator = torch.Generator().manual_seed(seed)
+    starts = torch.randint(len(tokens) - length, (n,), generator=generator)
     return tokens[starts[:, None] + torch.arange(length)]
 
 

@@ -25,6 +25,7 @@ import math
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import fields
 from pathlib import Path
 
@@ -183,9 +184,13 @@ def _truncated_metrics(path: Path, step: int) -> MetricsLog:
 
 
 def train(config: TrainConfig, out: str | Path, *, resume: bool = False,
-          stop_after: int | None = None, quiet: bool = False, preset: str | None = None) -> dict:
+          stop_after: int | None = None, quiet: bool = False, preset: str | None = None,
+          model_factory: Callable[[int], torch.nn.Module] | None = None) -> dict:
     """Train as the module docstring says; returns the summary (also ``out/summary.json``).
-    ``stop_after`` ends the run after that many steps, as an interruption would (tests)."""
+    ``stop_after`` ends the run after that many steps, as an interruption would (tests).
+    ``model_factory(vocab_size)``, if given, builds the model instead of ``GPT`` (phase 9 trains
+    its LLaMA this way); it must offer GPT's ``forward(idx, targets)``, ``num_params()`` and
+    ``inspect(idx)``."""
     out = Path(out)
     ckpt_path = out / CHECKPOINT_FILE
     saved = load_checkpoint(ckpt_path) if resume else None
@@ -205,7 +210,8 @@ def train(config: TrainConfig, out: str | Path, *, resume: bool = False,
                          f"tokens; this corpus and tokenizer give {tokenizer.vocab_size}")
 
     torch.manual_seed(config.seed)
-    model = GPT(config.model_config(tokenizer.vocab_size)).to(runtime.device)
+    model = (model_factory(tokenizer.vocab_size) if model_factory is not None
+             else GPT(config.model_config(tokenizer.vocab_size))).to(runtime.device)
     optimizer = make_optimizer(model, config, runtime.device)
     scaler = runtime.grad_scaler()
     generator = torch.Generator().manual_seed(config.seed)

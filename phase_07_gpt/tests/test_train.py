@@ -82,6 +82,23 @@ def test_a_run_writes_its_records_and_learns(corpus, tmp_path):
     assert text == sample_text(model, tokenizer, "the", max_new_tokens=12, seed=3)[0]
 
 
+def test_a_model_factory_replaces_the_gpt(corpus, tmp_path):
+    built = []
+
+    def factory(vocab_size):
+        built.append(vocab_size)
+        return GPT(GPTConfig(vocab_size=vocab_size, block_size=16, n_layer=1, n_head=1,
+                             n_embd=8))
+
+    summary = train(_config(corpus, max_iters=4), tmp_path, quiet=True, model_factory=factory)
+    vocab = len(set(TEXT))
+    assert built == [vocab]
+    assert summary["params"] == factory(vocab).num_params()
+    saved = load_checkpoint(tmp_path / "ckpt.pt")["model"]
+    assert saved["transformer.wte.weight"].shape == (64, 8)
+    assert "transformer.h.1.ln_1.weight" not in saved
+
+
 def test_a_checkpoint_from_another_config_or_a_missing_one_fails_clearly(corpus, tmp_path):
     train(_config(corpus, max_iters=4), tmp_path, quiet=True)
     with pytest.raises(ValueError, match="n_embd: checkpoint 16, this run 32"):

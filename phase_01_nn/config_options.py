@@ -5,7 +5,7 @@ Every phase's ``__main__`` uses this."""
 from __future__ import annotations
 
 import argparse
-from dataclasses import fields
+from dataclasses import asdict, fields
 
 
 def add_config_options(parser: argparse.ArgumentParser, config_class) -> None:
@@ -23,3 +23,28 @@ def add_config_options(parser: argparse.ArgumentParser, config_class) -> None:
 def config_from_args(args: argparse.Namespace, config_class):
     """The config built from the parsed options of ``add_config_options``."""
     return config_class(**{f.name: getattr(args, f.name) for f in fields(config_class)})
+
+
+def preset_parser(argv: list[str] | None, *, prog: str, description: str, config_class,
+                  presets: dict, default: str) -> argparse.ArgumentParser:
+    """A parser whose ``--preset NAME`` sets the defaults of every ``--field`` option: the preset
+    is read from ``argv`` first, then the config's options are added with its values. The
+    caller adds its own options (``--out``, ``--resume``) and parses ``argv``."""
+    first = argparse.ArgumentParser(add_help=False)
+    first.add_argument("--preset", default=default, choices=sorted(presets))
+    known, _ = first.parse_known_args(argv)
+    parser = argparse.ArgumentParser(prog=prog, description=description, parents=[first])
+    add_config_options(parser, config_class)
+    parser.set_defaults(**asdict(presets[known.preset]))
+    return parser
+
+
+def config_from_dict(config_class, values: dict):
+    """A config from a saved dict (a checkpoint's, a run's ``config.json``); unknown keys fail
+    with their names rather than as a ``TypeError`` from the constructor."""
+    known = {f.name for f in fields(config_class)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(f"unknown {config_class.__name__} fields {unknown}; "
+                         f"expected some of {sorted(known)}")
+    return config_class(**values)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from phase_01_nn.config_options import config_from_dict
 from phase_05_transformer_numpy.gpt import GPTConfig as NumpyGPTConfig
 from phase_06_torch_parity.gpt_twin import init_gpt2_weights
 
@@ -56,12 +57,7 @@ class GPTConfig(NumpyGPTConfig):
 
     @classmethod
     def from_dict(cls, values: dict) -> GPTConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown GPTConfig fields {unknown}; "
-                             f"expected some of {sorted(known)}")
-        return cls(**values)
+        return config_from_dict(cls, values)
 
 
 class CausalSelfAttention(nn.Module):

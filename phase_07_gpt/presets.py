@@ -8,8 +8,9 @@ Notes: ``phase_07_gpt/notes/03_the_trainer.md``.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, replace
 
+from phase_01_nn.config_options import config_from_dict
 from phase_07_gpt.loggers import LOGGERS
 from phase_07_gpt.model import GPTConfig
 
@@ -84,11 +85,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, values: dict) -> TrainConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown TrainConfig fields {unknown}")
-        return cls(**values)
+        return config_from_dict(cls, values)
 
 
 PRESETS: dict[str, TrainConfig] = {

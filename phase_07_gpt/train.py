@@ -26,13 +26,12 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import fields
 from pathlib import Path
 
 import torch
 from tqdm import tqdm
 
-from phase_01_nn.config_options import add_config_options
+from phase_01_nn.config_options import config_from_args, preset_parser
 from phase_01_nn.corpus import CorpusNotFoundError
 from phase_01_nn.metrics import MetricsLog, plot_curves, read_metrics, write_summary
 from phase_04_attention.attention import attention_entropy
@@ -340,20 +339,15 @@ def plot_run(out: str | Path) -> None:
 
 def parse_config(argv: list[str] | None = None) -> tuple[TrainConfig, argparse.Namespace]:
     """A preset's values as the defaults, each overridable by its ``--option``."""
-    first = argparse.ArgumentParser(add_help=False)
-    first.add_argument("--preset", default="shakespeare-char", choices=sorted(PRESETS))
-    known, _ = first.parse_known_args(argv)
-    parser = argparse.ArgumentParser(prog="python -m phase_07_gpt.train",
-                                     description=__doc__.split("\n\n")[1],
-                                     parents=[first])
-    add_config_options(parser, TrainConfig)
-    parser.set_defaults(**PRESETS[known.preset].to_dict())
+    parser = preset_parser(argv, prog="python -m phase_07_gpt.train",
+                           description=__doc__.split("\n\n")[1], config_class=TrainConfig,
+                           presets=PRESETS, default="shakespeare-char")
     parser.add_argument("--out", type=Path, default=None,
                         help="run directory (default runs/phase_07/<preset>)")
     parser.add_argument("--resume", action="store_true",
                         help="continue from <out>/ckpt.pt")
     args = parser.parse_args(argv)
-    return TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)}), args
+    return config_from_args(args, TrainConfig), args
 
 
 def main(argv: list[str] | None = None) -> int:

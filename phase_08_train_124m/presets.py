@@ -9,8 +9,9 @@ Notes: ``phase_08_train_124m/notes/02_the_124m_recipe.md``.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 
+from phase_01_nn.config_options import config_from_dict
 from phase_07_gpt.model import GPTConfig
 
 MODEL_FIELDS = ("vocab_size", "block_size", "n_layer", "n_head", "n_embd", "dropout", "bias")
@@ -81,11 +82,7 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, values: dict) -> RunConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown RunConfig fields {unknown}")
-        return cls(**values)
+        return config_from_dict(cls, values)
 
 
 def grad_accum_steps(total_batch_tokens: int, micro_batch: int, block_size: int,

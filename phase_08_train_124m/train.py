@@ -29,14 +29,13 @@ import os
 import statistics
 import sys
 import time
-from dataclasses import fields
 from pathlib import Path
 
 import torch
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from phase_01_nn.config_options import add_config_options
+from phase_01_nn.config_options import config_from_args, preset_parser
 from phase_01_nn.corpus import CorpusNotFoundError, corpus_path
 from phase_01_nn.metrics import MetricsLog, read_metrics, write_summary
 from phase_03_tokenization.bpe import BPETokenizer
@@ -383,18 +382,14 @@ def _train(config: RunConfig, out: Path, dist: Distributed, device_name: str, *,
 
 def parse_config(argv: list[str] | None = None) -> tuple[RunConfig, argparse.Namespace]:
     """A preset's values as the defaults, each overridable by its ``--option``."""
-    first = argparse.ArgumentParser(add_help=False)
-    first.add_argument("--preset", default="gpt2-124m", choices=sorted(PRESETS))
-    known, _ = first.parse_known_args(argv)
-    parser = argparse.ArgumentParser(prog="python -m phase_08_train_124m.train",
-                                     description=__doc__.split("\n\n")[1], parents=[first])
-    add_config_options(parser, RunConfig)
-    parser.set_defaults(**PRESETS[known.preset].to_dict())
+    parser = preset_parser(argv, prog="python -m phase_08_train_124m.train",
+                           description=__doc__.split("\n\n")[1], config_class=RunConfig,
+                           presets=PRESETS, default="gpt2-124m")
     parser.add_argument("--out", type=Path, default=None,
                         help="run directory (default runs/phase_08/<preset>)")
     parser.add_argument("--resume", action="store_true", help="continue from <out>/ckpt.pt")
     args = parser.parse_args(argv)
-    return RunConfig(**{f.name: getattr(args, f.name) for f in fields(RunConfig)}), args
+    return config_from_args(args, RunConfig), args
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,13 +17,11 @@ Notes: ``phase_09_modern/notes/14_llama_vs_gpt.md``.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
-from dataclasses import fields
 from pathlib import Path
 
-from phase_01_nn.config_options import add_config_options
+from phase_01_nn.config_options import config_from_args, preset_parser
 from phase_01_nn.corpus import CorpusNotFoundError
 from phase_07_gpt.presets import PRESETS, TrainConfig
 from phase_07_gpt.train import NonFiniteLossError, train
@@ -77,13 +75,9 @@ def comparison_table(runs: dict[str, dict]) -> str:
 
 
 def parse_args(argv: list[str] | None = None):
-    first = argparse.ArgumentParser(add_help=False)
-    first.add_argument("--preset", default="shakespeare-char", choices=sorted(PRESETS))
-    known, _ = first.parse_known_args(argv)
-    parser = argparse.ArgumentParser(prog="python -m phase_09_modern.llama_train",
-                                     description=__doc__.split("\n\n")[1], parents=[first])
-    add_config_options(parser, TrainConfig)
-    parser.set_defaults(**PRESETS[known.preset].to_dict())
+    parser = preset_parser(argv, prog="python -m phase_09_modern.llama_train",
+                           description=__doc__.split("\n\n")[1], config_class=TrainConfig,
+                           presets=PRESETS, default="shakespeare-char")
     parser.add_argument("--n-kv-head", type=int, default=None,
                         help="key/value heads (default: n_head, multi-head attention)")
     parser.add_argument("--d-ff", type=int, default=None,
@@ -93,8 +87,7 @@ def parse_args(argv: list[str] | None = None):
     parser.add_argument("--out", type=Path, default=None,
                         help="default runs/phase_09/llama/<preset>")
     args = parser.parse_args(argv)
-    config = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})
-    return config, args
+    return config_from_args(args, TrainConfig), args
 
 
 def main(argv: list[str] | None = None) -> int:

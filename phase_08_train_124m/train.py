@@ -358,15 +358,17 @@ def _train(config: RunConfig, out: Path, dist: Distributed, device_name: str, *,
             log.close()
 
     steady = step_times[3:] or step_times
-    seconds_per_step = statistics.median(steady) if steady else float("nan")
-    tokens_per_second = tokens_per_step / seconds_per_step
+    # A resumed run that had already finished runs no steps and has no speed to report.
+    seconds_per_step = statistics.median(steady) if steady else None
+    tokens_per_second = tokens_per_step / seconds_per_step if steady else None
     summary = {
         "preset": preset, "steps": end, "params": model.num_params(),
         "world_size": dist.world_size, "grad_accum": grad_accum,
         "final_val_loss": last.get("val_loss"), "hellaswag": last.get("hellaswag"),
         "best_val_loss": best_val if math.isfinite(best_val) else None,
         "train_seconds": round(sum(step_times), 2),
-        "seconds_per_step": seconds_per_step, "tokens_per_second": round(tokens_per_second, 1),
+        "seconds_per_step": seconds_per_step,
+        "tokens_per_second": round(tokens_per_second, 1) if steady else None,
         "flops_per_token": flops_token,
         "mfu": model_flops_utilisation(flops_token, tokens_per_second, peak, dist.world_size)
         if peak and step_times else None,
@@ -407,9 +409,10 @@ def main(argv: list[str] | None = None) -> int:
     if os.environ.get("RANK", "0") == "0":
         mfu = f", MFU {summary['mfu']:.1%}" if summary["mfu"] is not None else ""
         val = summary["final_val_loss"]
+        speed = (f"{summary['tokens_per_second']:.0f} tokens/s{mfu}"
+                 if summary["tokens_per_second"] is not None else "no steps left to run")
         print((f"val loss {val:.4f} after " if val is not None else "")
-              + f"{summary['steps']} steps, {summary['tokens_per_second']:.0f} tokens/s{mfu}; "
-              f"outputs in {out}/")
+              + f"{summary['steps']} steps, {speed}; outputs in {out}/")
     return 0
 
 

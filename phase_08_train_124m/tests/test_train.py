@@ -90,6 +90,9 @@ def test_resume_mid_run_equals_the_uninterrupted_run_exactly(data_dir, tmp_path)
     assert a["loader"] == b["loader"] and a["loader"]["position"] > 0
     for name, tensor in a["model"].items():
         assert torch.equal(tensor, b["model"][name]), name
+    again = train(config, tmp_path / "split", quiet=True, resume=True)  # nothing left to run
+    assert again["tokens_per_second"] is None and again["final_val_loss"] == whole["final_val_loss"]
+    assert _losses(tmp_path / "split") == _losses(tmp_path / "whole")
 
 
 def test_resuming_with_another_model_or_no_checkpoint_fails_clearly(data_dir, tmp_path):

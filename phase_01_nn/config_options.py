@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import asdict, fields
+from pathlib import Path
 
 
 def add_config_options(parser: argparse.ArgumentParser, config_class) -> None:
@@ -26,16 +27,23 @@ def config_from_args(args: argparse.Namespace, config_class):
 
 
 def preset_parser(argv: list[str] | None, *, prog: str, description: str, config_class,
-                  presets: dict, default: str) -> argparse.ArgumentParser:
+                  presets: dict, default: str, run_root: str,
+                  resume: bool = True) -> argparse.ArgumentParser:
     """A parser whose ``--preset NAME`` sets the defaults of every ``--field`` option: the preset
-    is read from ``argv`` first, then the config's options are added with its values. The
-    caller adds its own options (``--out``, ``--resume``) and parses ``argv``."""
+    is read from ``argv`` first, then the config's options are added with its values, then
+    ``--out`` (default ``<run_root>/<preset>``, left None for the caller to fill) and, with
+    ``resume``, ``--resume``. The caller may add more options, then parses ``argv``."""
     first = argparse.ArgumentParser(add_help=False)
     first.add_argument("--preset", default=default, choices=sorted(presets))
     known, _ = first.parse_known_args(argv)
     parser = argparse.ArgumentParser(prog=prog, description=description, parents=[first])
     add_config_options(parser, config_class)
     parser.set_defaults(**asdict(presets[known.preset]))
+    parser.add_argument("--out", type=Path, default=None,
+                        help=f"run directory (default {run_root}/<preset>)")
+    if resume:
+        parser.add_argument("--resume", action="store_true",
+                            help="continue from the checkpoint in the run directory")
     return parser
 
 

@@ -310,14 +310,15 @@ def train(config: TrainConfig, out: str | Path, *, resume: bool = False,
             mirror.close()
 
     steady = step_times[5:] or step_times
-    seconds_per_step = statistics.median(steady) if steady else float("nan")
+    # A resumed run that had already finished runs no steps and has no speed to report.
+    seconds_per_step = statistics.median(steady) if steady else None
     summary = {
         "preset": preset, "steps": end, "params": model.num_params(),
         "final_train_loss": last.get("train_loss"), "final_val_loss": last.get("val_loss"),
         "best_val_loss": best_val if math.isfinite(best_val) else None,
         "train_seconds": round(sum(step_times), 2),
-        "tokens_per_second": round(tokens_per_step / seconds_per_step, 1),
-        "mfu": flops_per_step / seconds_per_step / peak if peak else None,
+        "tokens_per_second": round(tokens_per_step / seconds_per_step, 1) if steady else None,
+        "mfu": flops_per_step / seconds_per_step / peak if peak and steady else None,
         "fraction_clipped": clipped_steps / max(len(step_times), 1),
         "device": str(runtime.device),
         "autocast": str(runtime.autocast_dtype) if runtime.autocast_dtype else "float32",
@@ -341,11 +342,8 @@ def parse_config(argv: list[str] | None = None) -> tuple[TrainConfig, argparse.N
     """A preset's values as the defaults, each overridable by its ``--option``."""
     parser = preset_parser(argv, prog="python -m phase_07_gpt.train",
                            description=__doc__.split("\n\n")[1], config_class=TrainConfig,
-                           presets=PRESETS, default="shakespeare-char")
-    parser.add_argument("--out", type=Path, default=None,
-                        help="run directory (default runs/phase_07/<preset>)")
-    parser.add_argument("--resume", action="store_true",
-                        help="continue from <out>/ckpt.pt")
+                           presets=PRESETS, default="shakespeare-char",
+                           run_root="runs/phase_07")
     args = parser.parse_args(argv)
     return config_from_args(args, TrainConfig), args
 
@@ -358,9 +356,10 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError, CorpusNotFoundError, NonFiniteLossError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    speed = (f"{summary['train_seconds']} s, {summary['tokens_per_second']:.0f} tokens/s"
+             if summary["tokens_per_second"] is not None else "no steps left to run")
     print(f"val loss {summary['final_val_loss']:.4f} (best {summary['best_val_loss']:.4f}) "
-          f"after {summary['steps']} steps, {summary['train_seconds']} s, "
-          f"{summary['tokens_per_second']:.0f} tokens/s; outputs in {out}/")
+          f"after {summary['steps']} steps, {speed}; outputs in {out}/")
     return 0
 
 

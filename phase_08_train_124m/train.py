@@ -386,10 +386,7 @@ def parse_config(argv: list[str] | None = None) -> tuple[RunConfig, argparse.Nam
     """A preset's values as the defaults, each overridable by its ``--option``."""
     parser = preset_parser(argv, prog="python -m phase_08_train_124m.train",
                            description=__doc__.split("\n\n")[1], config_class=RunConfig,
-                           presets=PRESETS, default="gpt2-124m")
-    parser.add_argument("--out", type=Path, default=None,
-                        help="run directory (default runs/phase_08/<preset>)")
-    parser.add_argument("--resume", action="store_true", help="continue from <out>/ckpt.pt")
+                           presets=PRESETS, default="gpt2-124m", run_root="runs/phase_08")
     args = parser.parse_args(argv)
     return config_from_args(args, RunConfig), args
 

@@ -77,15 +77,14 @@ def comparison_table(runs: dict[str, dict]) -> str:
 def parse_args(argv: list[str] | None = None):
     parser = preset_parser(argv, prog="python -m phase_09_modern.llama_train",
                            description=__doc__.split("\n\n")[1], config_class=TrainConfig,
-                           presets=PRESETS, default="shakespeare-char")
+                           presets=PRESETS, default="shakespeare-char",
+                           run_root="runs/phase_09/llama", resume=False)
     parser.add_argument("--n-kv-head", type=int, default=None,
                         help="key/value heads (default: n_head, multi-head attention)")
     parser.add_argument("--d-ff", type=int, default=None,
                         help="SwiGLU hidden width (default: 8 n_embd / 3 rounded up to 8)")
     parser.add_argument("--with-gpt", action="store_true",
                         help="also train phase 7's GPT with the same config and compare")
-    parser.add_argument("--out", type=Path, default=None,
-                        help="default runs/phase_09/llama/<preset>")
     args = parser.parse_args(argv)
     return config_from_args(args, TrainConfig), args
 

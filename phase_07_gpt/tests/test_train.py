@@ -61,6 +61,8 @@ def test_resume_reproduces_an_uninterrupted_run_exactly(corpus, tmp_path):
     b = load_checkpoint(tmp_path / "split" / "ckpt.pt")
     for name, tensor in a["model"].items():
         assert torch.equal(tensor, b["model"][name]), name
+    again = train(config, tmp_path / "split", quiet=True, resume=True)  # nothing left to run
+    assert again["tokens_per_second"] is None and again["final_val_loss"] == whole["final_val_loss"]
 
 
 def test_a_run_writes_its_records_and_learns(corpus, tmp_path):

@@ -5,6 +5,10 @@ gets one sub-directory per (condition, seed), ``results.json``, ``results.md`` (
 standard deviation over seeds) and PNG plots. A finished run is not trained again and a stopped
 one resumes from its checkpoint, so an interrupted grid loses at most one evaluation interval.
 
+- ``extrapolation``: learned, sinusoidal, RoPE, ALiBi and no position signal in one char GPT
+  trained at one context and evaluated at two and four times it; measured: the loss at each
+  length and position, and the attention entropy
+  (notes ``phase_09_modern/notes/23_positional_extrapolation.md``);
 - ``grokking``: a + b mod 113 as in Nanda et al. (2023), and the interventions: weight decay 0
   vs 1, decay toward the initial weights, dropout 0.1, Gaussian weight noise (sigma 0.01), and
   the training fraction from 0.3 to 0.8; measured: steps to 99% train and validation accuracy
@@ -35,6 +39,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from phase_01_nn.metrics import read_metrics  # noqa: E402
+from phase_09_modern.extrapolation import (  # noqa: E402
+    extrapolation_markdown,
+    run_extrapolation,
+)
 from phase_09_modern.failure_modes import failure_markdown, run_failure_modes  # noqa: E402
 from phase_09_modern.grokking import (  # noqa: E402
     CHECKPOINT_FILE,
@@ -59,7 +67,7 @@ GROKKING_CONDITIONS = (
     Condition("weight noise 0.01", {"weight_noise": 0.01}),
     *(Condition(f"fraction {f:.1f}", {"train_fraction": f}) for f in (0.4, 0.5, 0.6, 0.7, 0.8)),
 )
-EXPERIMENTS = ("grokking", "spiking", "failure-modes")
+EXPERIMENTS = ("extrapolation", "grokking", "spiking", "failure-modes")
 
 
 def run_grokking(out: str | Path, *, size: str = "small", seeds: int = 3,
@@ -75,6 +83,7 @@ def run_grokking(out: str | Path, *, size: str = "small", seeds: int = 3,
     conditions = [c for c in GROKKING_CONDITIONS if not only or c.label in only]
     base = size_config(size, **(overrides or {}))
     out = Path(out)
+    op_text = {"add": "a + b", "div": "a / b"}[base.op]
     began = time.perf_counter()
     runs = []
     for index, condition in enumerate(GROKKING_CONDITIONS):
@@ -97,7 +106,8 @@ def run_grokking(out: str | Path, *, size: str = "small", seeds: int = 3,
             log(f"{condition.label}, seed {seed}: train 99% at {summary['train_99_at']}, "
                 f"val 99% at {summary['val_99_at']}, final val acc "
                 f"{summary['final_val_acc']:.3f} ({summary['seconds']} s)")
-    result = {"experiment": "grokking", "size": size, "seeds": seeds, "base": base.__dict__,
+    result = {"experiment": "grokking", "task": f"{op_text} mod {base.p}", "size": size,
+              "seeds": seeds, "base": base.__dict__,
               "seconds": round(time.perf_counter() - began, 1),
               "table": grokking_table(conditions, runs), "runs": runs}
     out.mkdir(parents=True, exist_ok=True)
@@ -138,8 +148,9 @@ def _cell(pair, digits=0) -> str:
 
 
 def grokking_markdown(result: dict) -> str:
-    lines = ["# grokking: a + b mod p, steps to 99% accuracy", "",
-             f"size {result['size']}, {result['seeds']} seeds, {result['seconds']} s; mean ± "
+    lines = [f"# grokking: {result.get('task', 'a + b mod p')}, steps to 99% accuracy", "",
+             f"size {result['size']}, training fraction {result['base']['train_fraction']}, "
+             f"{result['seeds']} seeds, {result['seconds']} s; mean ± "
              "standard deviation over the seeds that reached 99% (the count is in 'grokked')", "",
              "| condition | train 99% at step | val 99% at step | grokked | final val acc "
              "| frequencies holding 90% of the embedding |", "|---|---|---|---|---|---|"]
@@ -178,7 +189,8 @@ def plot_grokking(conditions, runs: list[dict], out: Path) -> None:
     first = runs[0]
     spectrum = np.asarray(first["spectrum"])
     ax.bar(np.arange(len(spectrum)), spectrum)
-    ax.set_xlabel("frequency k (cycles over the p residues)")
+    ax.set_xlabel("frequency k (cycles over the p residues)" if first["config"]["op"] == "add"
+                  else "frequency k (cycles over the p - 1 residues in discrete-log order)")
     ax.set_ylabel("share of the embedding's squared norm")
     ax.set_title(f"Fourier spectrum of the token embeddings ({first['condition']}, seed "
                  f"{first['seed']}); key frequencies {first['key_frequencies']}")
@@ -195,22 +207,47 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", choices=("small", "full"), default="small")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--only", nargs="+", default=None, metavar="LABEL",
-                        help="grokking: run only these conditions (their labels, quoted)")
+                        help="grokking: run only these conditions (their labels, quoted); "
+                             "extrapolation: only these encodings")
+    parser.add_argument("--op", choices=("add", "div"), default="add",
+                        help="grokking: a + b (Nanda et al.) or a / b (Power et al.); the full "
+                             "size's division is mod 97 on half the table, as in Power et "
+                             "al.'s Figure 1")
+    parser.add_argument("--fraction", type=float, default=None,
+                        help="grokking: the baseline's training fraction (the 'fraction' "
+                             "conditions keep their own)")
     parser.add_argument("--max-steps", type=int, default=None,
                         help="override the size's number of training steps")
     parser.add_argument("--out", type=Path, default=None,
                         help="run directory (default runs/phase_09/experiments/<name>-<size>)")
     args = parser.parse_args(argv)
-    out = args.out or Path("runs") / "phase_09" / "experiments" / f"{args.name}-{args.size}"
+    suffix = ""
+    if args.name == "grokking":
+        suffix = ("-div" if args.op == "div" else "") + (
+            f"-fraction{args.fraction:g}" if args.fraction is not None else "")
+    out = args.out or (Path("runs") / "phase_09" / "experiments"
+                       / f"{args.name}-{args.size}{suffix}")
     try:
         if args.name == "grokking":
             overrides = {} if args.max_steps is None else {"max_steps": args.max_steps}
+            if args.op == "div":
+                overrides.update({"op": "div"} if args.size == "small" else
+                                 {"op": "div", "p": 97, "train_fraction": 0.5})
+            if args.fraction is not None:
+                overrides["train_fraction"] = args.fraction
             result = run_grokking(out, size=args.size, seeds=args.seeds, only=args.only,
                                   overrides=overrides)
             table = grokking_markdown(result)
+        elif args.name == "extrapolation":
+            if args.op != "add" or args.fraction is not None:
+                raise ValueError("--op and --fraction apply to the grokking experiment")
+            overrides = {} if args.max_steps is None else {"max_iters": args.max_steps}
+            result = run_extrapolation(out, size=args.size, seeds=args.seeds, only=args.only,
+                                       overrides=overrides)
+            table = extrapolation_markdown(result)
         else:
-            if args.only:
-                raise ValueError("--only applies to the grokking experiment")
+            if args.only or args.op != "add" or args.fraction is not None:
+                raise ValueError("--only, --op and --fraction apply to the grokking experiment")
             overrides = {} if args.max_steps is None else {"max_iters": args.max_steps}
             run, markdown = ((run_spiking, spiking_markdown) if args.name == "spiking"
                              else (run_failure_modes, failure_markdown))

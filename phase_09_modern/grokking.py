@@ -131,13 +131,38 @@ def evaluate(model: nn.Module, tokens: torch.Tensor, answers: torch.Tensor) -> t
 
 
 def fourier_spectrum(embedding: np.ndarray) -> np.ndarray:
-    """The share of the embedding's squared norm at each frequency k = 0..p//2, from the real
-    Fourier transform of the p token rows (``embedding: (p, d)``) along the token axis.
-    Frequencies k and p - k are one real frequency, so their energy is summed."""
-    power = np.abs(np.fft.rfft(embedding, axis=0)) ** 2  # (p//2 + 1, d)
+    """The share of the embedding's squared norm at each frequency k = 0..n//2, from the real
+    Fourier transform of the n token rows (``embedding: (n, d)``) along the token axis.
+    Frequencies k and n - k are one real frequency, so their energy is summed (for even n the
+    Nyquist term k = n/2 has no mirror)."""
+    n = embedding.shape[0]
+    power = np.abs(np.fft.rfft(embedding, axis=0)) ** 2  # (n//2 + 1, d)
     per_frequency = power.sum(axis=1)
-    per_frequency[1:] *= 2  # the mirrored half; p is odd, so there is no Nyquist term
+    per_frequency[1:(n + 1) // 2] *= 2  # the mirrored half
     return per_frequency / per_frequency.sum()
+
+
+def primitive_root(p: int) -> int:
+    """The smallest g whose powers g^0 .. g^(p-2) mod p are every residue 1 .. p-1."""
+    factors = {q for q in range(2, p) if (p - 1) % q == 0
+               and all(q % r for r in range(2, math.isqrt(q) + 1))}
+    return next(g for g in range(2, p) if all(pow(g, (p - 1) // q, p) != 1 for q in factors))
+
+
+def discrete_log_order(p: int) -> np.ndarray:
+    """The residues 1 .. p-1 in the order g^0, g^1, ..., g^(p-2) for the primitive root g.
+    Row i of the embedding reordered this way belongs to the residue whose discrete log is i;
+    a / b mod p becomes log a - log b mod (p - 1), an addition, so a network that divides can
+    use waves over this order as an adding one uses waves over the residues themselves."""
+    g = primitive_root(p)
+    return np.array([pow(g, i, p) for i in range(p - 1)])
+
+
+def embedding_spectrum(embedding: np.ndarray, op: str) -> np.ndarray:
+    """The spectrum of the token embedding's p residue rows (``embedding: (p, d)``): along the
+    residues for addition, along their discrete logs (residue 0 left out) for division."""
+    p = embedding.shape[0]
+    return fourier_spectrum(embedding if op == "add" else embedding[discrete_log_order(p)])
 
 
 def key_frequencies(spectrum: np.ndarray, share: float = 0.9) -> list[int]:
@@ -242,7 +267,8 @@ def train_grokking(config: GrokConfig, out: str | Path, *, resume: bool = False,
         log.close()
 
     rows = read_metrics(out / METRICS_FILE)
-    spectrum = fourier_spectrum(model.embed.weight.detach()[: config.p].numpy().astype(np.float64))
+    spectrum = embedding_spectrum(
+        model.embed.weight.detach()[: config.p].numpy().astype(np.float64), config.op)
     summary = {
         "config": asdict(config), "steps": rows[-1]["step"],
         "seconds": round(time.perf_counter() - began, 1),

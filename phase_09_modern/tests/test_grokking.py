@@ -9,9 +9,12 @@ from phase_09_modern.experiment import main, run_grokking
 from phase_09_modern.grokking import (
     GrokConfig,
     ModularTransformer,
+    discrete_log_order,
+    embedding_spectrum,
     fourier_spectrum,
     key_frequencies,
     modular_dataset,
+    primitive_root,
     train_grokking,
 )
 
@@ -52,6 +55,32 @@ def test_the_fourier_spectrum_finds_the_frequencies_an_embedding_is_built_from()
     assert spectrum.sum() == pytest.approx(1.0)
     assert key_frequencies(spectrum) == [4, 9]
     assert spectrum[4] == pytest.approx(0.8, abs=1e-9)  # energies 1 : 0.25
+
+
+def test_discrete_logs_turn_division_into_addition():
+    assert [primitive_root(p) for p in (7, 23, 97, 113)] == [3, 5, 5, 3]
+    p = 23
+    order = discrete_log_order(p)
+    assert sorted(order) == list(range(1, p))
+    log = {int(r): i for i, r in enumerate(order)}
+    for a in range(1, p):
+        for b in range(1, p):
+            quotient = a * pow(b, p - 2, p) % p
+            assert log[quotient] == (log[a] - log[b]) % (p - 1)
+
+
+def test_the_division_spectrum_is_read_along_the_discrete_logs():
+    p, k = 23, 5
+    order = discrete_log_order(p)
+    embedding = np.zeros((p, 6))
+    angle = 2 * np.pi * k * np.arange(p - 1) / (p - 1)
+    embedding[order, 0], embedding[order, 1] = np.cos(angle), np.sin(angle)
+    spectrum = embedding_spectrum(embedding, "div")
+    assert spectrum.shape == ((p - 1) // 2 + 1,) and spectrum.sum() == pytest.approx(1.0)
+    assert key_frequencies(spectrum) == [k] and spectrum[k] == pytest.approx(1.0)
+    assert len(key_frequencies(embedding_spectrum(embedding, "add"))) > 1  # diffuse that way
+    nyquist = np.cos(np.pi * np.arange(8))[:, None]  # even length: k = n / 2 has no mirror
+    assert fourier_spectrum(nyquist)[4] == pytest.approx(1.0)
 
 
 def test_bad_configs_fail_clearly():
@@ -115,14 +144,25 @@ def test_the_command_rejects_an_unknown_condition(capsys, tmp_path):
     assert "unknown condition" in capsys.readouterr().err
 
 
-def test_only_applies_to_grokking(capsys, tmp_path):
+def test_grokking_options_apply_to_grokking_only(capsys, tmp_path):
     assert main(["spiking", "--only", "x", "--out", str(tmp_path)]) == 2
-    assert "--only applies to the grokking experiment" in capsys.readouterr().err
+    assert "apply to the grokking experiment" in capsys.readouterr().err
+    assert main(["extrapolation", "--op", "div", "--out", str(tmp_path)]) == 2
+    assert "apply to the grokking experiment" in capsys.readouterr().err
+
+
+def test_division_and_the_fraction_reach_the_config(tmp_path):
+    assert main(["grokking", "--op", "div", "--fraction", "0.7", "--seeds", "1",
+                 "--max-steps", "2", "--only", "baseline (weight decay 1)",
+                 "--out", str(tmp_path)]) == 0
+    result = json.loads((tmp_path / "results.json").read_text())
+    assert result["task"] == "a / b mod 23"
+    assert result["runs"][0]["config"]["train_fraction"] == 0.7
 
 
 def test_the_command_lists_every_experiment(capsys):
     with pytest.raises(SystemExit):
         main(["--help"])
     usage = capsys.readouterr().out
-    for name in ("grokking", "spiking", "failure-modes"):
+    for name in ("extrapolation", "grokking", "spiking", "failure-modes"):
         assert name in usage

@@ -176,7 +176,9 @@ def run_experiment(name: str, out: str | Path, *, size: str = "small", seeds: in
     return summary
 
 
-def _mean_spread(values: list[float | None]) -> tuple[float | None, float | None]:
+def mean_spread(values: list[float | None]) -> tuple[float | None, float | None]:
+    """(mean, sample standard deviation) of the finite values that are not None; the spread of
+    one value is 0, and (None, None) when there is none. Phase 9's experiments use it too."""
     finite = [v for v in values if v is not None and math.isfinite(v)]
     if not finite:
         return None, None
@@ -192,12 +194,13 @@ def results_table(experiment: Experiment, results: list[dict]) -> list[dict]:
                "diverged": sum(r["diverged"] for r in runs)}
         for key in ("final_val_loss", "final_train_loss", "spikes", "fraction_clipped",
                     "max_grad_norm"):
-            row[key] = _mean_spread([r[key] for r in runs])
+            row[key] = mean_spread([r[key] for r in runs])
         rows.append(row)
     return rows
 
 
-def _cell(pair: tuple, digits: int = 3) -> str:
+def cell(pair: tuple, digits: int = 3) -> str:
+    """A table cell "mean ± spread", or "—" for (None, None)."""
     mean, spread = pair
     return "—" if mean is None else f"{mean:.{digits}f} ± {spread:.{digits}f}"
 
@@ -209,10 +212,10 @@ def markdown_table(summary: dict) -> str:
              "| condition | val loss | train loss | diverged | spikes | fraction clipped "
              "| max grad norm |", "|---|---|---|---|---|---|---|"]
     for row in summary["table"]:
-        lines.append(f"| {row['condition']} | {_cell(row['final_val_loss'])} | "
-                     f"{_cell(row['final_train_loss'])} | {row['diverged']}/{row['runs']} | "
-                     f"{_cell(row['spikes'], 1)} | {_cell(row['fraction_clipped'], 2)} | "
-                     f"{_cell(row['max_grad_norm'], 2)} |")
+        lines.append(f"| {row['condition']} | {cell(row['final_val_loss'])} | "
+                     f"{cell(row['final_train_loss'])} | {row['diverged']}/{row['runs']} | "
+                     f"{cell(row['spikes'], 1)} | {cell(row['fraction_clipped'], 2)} | "
+                     f"{cell(row['max_grad_norm'], 2)} |")
     return "\n".join(lines) + "\n"
 
 

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import time
 from dataclasses import dataclass, replace
@@ -39,6 +38,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from phase_01_nn.metrics import read_metrics  # noqa: E402
+from phase_07_gpt.experiment import cell, mean_spread  # noqa: E402
 from phase_09_modern.extrapolation import (  # noqa: E402
     extrapolation_markdown,
     run_extrapolation,
@@ -117,13 +117,6 @@ def run_grokking(out: str | Path, *, size: str = "small", seeds: int = 3,
     return result
 
 
-def _mean_spread(values: list) -> tuple[float | None, float | None]:
-    kept = [v for v in values if v is not None]
-    if not kept:
-        return None, None
-    return statistics.fmean(kept), statistics.stdev(kept) if len(kept) > 1 else 0.0
-
-
 def grokking_table(conditions, runs: list[dict]) -> list[dict]:
     """Per condition: steps to 99% train and val accuracy (mean, spread over the seeds that got
     there, and how many did), the final val accuracy and the key Fourier frequencies."""
@@ -132,19 +125,14 @@ def grokking_table(conditions, runs: list[dict]) -> list[dict]:
         mine = [r for r in runs if r["condition"] == condition.label]
         rows.append({
             "condition": condition.label, "runs": len(mine),
-            "train_99_at": _mean_spread([r["train_99_at"] for r in mine]),
-            "val_99_at": _mean_spread([r["val_99_at"] for r in mine]),
+            "train_99_at": mean_spread([r["train_99_at"] for r in mine]),
+            "val_99_at": mean_spread([r["val_99_at"] for r in mine]),
             "grokked": sum(r["val_99_at"] is not None for r in mine),
-            "final_val_acc": _mean_spread([r["final_val_acc"] for r in mine]),
+            "final_val_acc": mean_spread([r["final_val_acc"] for r in mine]),
             "key_frequencies": [len(r["key_frequencies"]) for r in mine],
             "max_steps": max(r["config"]["max_steps"] for r in mine),
         })
     return rows
-
-
-def _cell(pair, digits=0) -> str:
-    mean, spread = pair
-    return "—" if mean is None else f"{mean:.{digits}f} ± {spread:.{digits}f}"
 
 
 def grokking_markdown(result: dict) -> str:
@@ -155,9 +143,9 @@ def grokking_markdown(result: dict) -> str:
              "| condition | train 99% at step | val 99% at step | grokked | final val acc "
              "| frequencies holding 90% of the embedding |", "|---|---|---|---|---|---|"]
     for row in result["table"]:
-        lines.append(f"| {row['condition']} | {_cell(row['train_99_at'])} | "
-                     f"{_cell(row['val_99_at'])} | {row['grokked']}/{row['runs']} "
-                     f"(of {row['max_steps']} steps) | {_cell(row['final_val_acc'], 3)} | "
+        lines.append(f"| {row['condition']} | {cell(row['train_99_at'], 0)} | "
+                     f"{cell(row['val_99_at'], 0)} | {row['grokked']}/{row['runs']} "
+                     f"(of {row['max_steps']} steps) | {cell(row['final_val_acc'], 3)} | "
                      f"{row['key_frequencies']} |")
     return "\n".join(lines) + "\n"
 

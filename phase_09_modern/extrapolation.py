@@ -44,6 +44,7 @@ from torch import nn  # noqa: E402
 
 from phase_07_gpt.checkpoint import CHECKPOINT_FILE, load_checkpoint  # noqa: E402
 from phase_07_gpt.dataset import TokenData, build_tokenizer, read_text  # noqa: E402
+from phase_07_gpt.experiment import cell, mean_spread  # noqa: E402
 from phase_07_gpt.model import GPT, CausalSelfAttention  # noqa: E402
 from phase_07_gpt.presets import TrainConfig  # noqa: E402
 from phase_07_gpt.train import train  # noqa: E402
@@ -253,10 +254,6 @@ def train_and_evaluate(config: TrainConfig, encoding: str, lengths: tuple[int, .
             "seconds": round(time.perf_counter() - began, 1)}
 
 
-def _mean_spread(values: list[float]) -> tuple[float, float]:
-    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
-
-
 def extrapolation_table(runs: list[dict], lengths: tuple[int, ...], block_size: int
                         ) -> list[dict]:
     """Per encoding, mean and spread over seeds: the loss at each length, the loss of the
@@ -270,22 +267,18 @@ def extrapolation_table(runs: list[dict], lengths: tuple[int, ...], block_size: 
             continue
         rows.append({
             "encoding": encoding, "runs": len(mine), "params": mine[0]["params"],
-            "loss": {str(n): _mean_spread([r["eval"][str(n)]["loss"] for r in mine])
+            "loss": {str(n): mean_spread([r["eval"][str(n)]["loss"] for r in mine])
                      for n in lengths},
-            "loss_inside": _mean_spread([statistics.fmean(
+            "loss_inside": mean_spread([statistics.fmean(
                 r["eval"][longest]["loss_by_position"][:block_size]) for r in mine]),
-            "loss_beyond": _mean_spread([statistics.fmean(
+            "loss_beyond": mean_spread([statistics.fmean(
                 r["eval"][longest]["loss_by_position"][block_size:]) for r in mine])
-            if max(lengths) > block_size else None,
-            "entropy": {str(n): _mean_spread([statistics.fmean(
+            if max(lengths) > block_size else (None, None),
+            "entropy": {str(n): mean_spread([statistics.fmean(
                 r["eval"][str(n)]["entropy_by_layer"]) for r in mine]) for n in lengths},
-            "seconds": _mean_spread([r["seconds"] for r in mine]),
+            "seconds": mean_spread([r["seconds"] for r in mine]),
         })
     return rows
-
-
-def _cell(pair, digits: int = 3) -> str:
-    return "—" if pair is None else f"{pair[0]:.{digits}f} ± {pair[1]:.{digits}f}"
 
 
 def extrapolation_markdown(result: dict) -> str:
@@ -307,9 +300,9 @@ def extrapolation_markdown(result: dict) -> str:
         "|---|---|" + "---|" * (len(lengths) + 3)]
     for row in result["table"]:
         lines.append(f"| {LABELS[row['encoding']]} | {row['params']:,} | "
-                     + " | ".join(_cell(row["loss"][str(n)]) for n in lengths)
-                     + f" | {_cell(row['loss_inside'])} | {_cell(row['loss_beyond'])} | "
-                     f"{_cell(row['seconds'], 0)} |")
+                     + " | ".join(cell(row["loss"][str(n)]) for n in lengths)
+                     + f" | {cell(row['loss_inside'])} | {cell(row['loss_beyond'])} | "
+                     f"{cell(row['seconds'], 0)} |")
     lines += ["", "Attention entropy in nats (mean over layers, heads and query positions of "
               "the first windows; uniform attention over all keys would give about "
               + ", ".join(f"{_uniform_entropy(n):.2f} at {n}" for n in lengths) + "):", "",
@@ -317,7 +310,7 @@ def extrapolation_markdown(result: dict) -> str:
               "|---|" + "---|" * len(lengths)]
     for row in result["table"]:
         lines.append(f"| {LABELS[row['encoding']]} | "
-                     + " | ".join(_cell(row["entropy"][str(n)]) for n in lengths) + " |")
+                     + " | ".join(cell(row["entropy"][str(n)]) for n in lengths) + " |")
     return "\n".join(lines) + "\n"
 
 

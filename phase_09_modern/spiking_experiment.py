@@ -32,6 +32,7 @@ import torch  # noqa: E402
 from phase_07_gpt.dataset import TokenData, build_tokenizer, get_batch, read_text  # noqa: E402
 from phase_07_gpt.device import pick_runtime  # noqa: E402
 from phase_07_gpt.experiment import SIZES as PHASE7_SIZES  # noqa: E402
+from phase_07_gpt.experiment import cell, mean_spread  # noqa: E402
 from phase_07_gpt.model import GPT  # noqa: E402
 from phase_07_gpt.presets import TrainConfig  # noqa: E402
 from phase_07_gpt.train import (  # noqa: E402
@@ -133,13 +134,6 @@ def train_condition(config: TrainConfig, lif: LIFConfig | None, data: TokenData)
             "cproj_sops_per_token": sum(r["sops"] for r in layers) if layers else None}
 
 
-def _mean_spread(values: list) -> tuple[float | None, float | None]:
-    kept = [v for v in values if v is not None]
-    if not kept:
-        return None, None
-    return statistics.fmean(kept), statistics.stdev(kept) if len(kept) > 1 else 0.0
-
-
 def spiking_table(runs: list[dict]) -> list[dict]:
     """Per condition, over its seeds: val loss, the gap to the ANN of the same seed, the firing
     rate of each layer, the dead fraction (over all layers' units), SOPs and MACs of the c_proj
@@ -152,29 +146,24 @@ def spiking_table(runs: list[dict]) -> list[dict]:
             continue
         n_layers = len(mine[0]["layers"])
         macs = mine[0]["cproj_macs_per_token"]
-        sops = _mean_spread([r["cproj_sops_per_token"] for r in mine])
+        sops = mean_spread([r["cproj_sops_per_token"] for r in mine])
         rows.append({
             "condition": condition.label, "runs": len(mine),
-            "val_loss": _mean_spread([r["final_val_loss"] for r in mine]),
-            "gap_to_ann": _mean_spread([r["final_val_loss"] - ann[r["seed"]] for r in mine
+            "val_loss": mean_spread([r["final_val_loss"] for r in mine]),
+            "gap_to_ann": mean_spread([r["final_val_loss"] - ann[r["seed"]] for r in mine
                                         if r["seed"] in ann]),
-            "firing_rate": [_mean_spread([r["layers"][i]["firing_rate"] for r in mine])
+            "firing_rate": [mean_spread([r["layers"][i]["firing_rate"] for r in mine])
                             for i in range(n_layers)],
-            "dead_fraction": _mean_spread([statistics.fmean(x["dead_fraction"]
+            "dead_fraction": mean_spread([statistics.fmean(x["dead_fraction"]
                                                             for x in r["layers"])
                                            for r in mine] if n_layers else []),
             "sops": sops, "macs": macs,
             "energy_snn_pj": None if sops[0] is None else sops[0] * ENERGY_PER_ACCUMULATE_PJ,
             "energy_ann_pj": macs * ENERGY_PER_MAC_PJ,
             "model_macs": mine[0]["model_macs_per_token"],
-            "seconds": _mean_spread([r["seconds"] for r in mine]),
+            "seconds": mean_spread([r["seconds"] for r in mine]),
         })
     return rows
-
-
-def _cell(pair, digits=3) -> str:
-    mean, spread = pair
-    return "—" if mean is None else f"{mean:.{digits}f} ± {spread:.{digits}f}"
 
 
 def spiking_markdown(result: dict) -> str:
@@ -195,9 +184,9 @@ def spiking_markdown(result: dict) -> str:
         energy = (f"{row['energy_snn_pj']:.0f} (ANN {row['energy_ann_pj']:.0f})"
                   if row["energy_snn_pj"] is not None else f"{row['energy_ann_pj']:.0f}")
         lines.append(
-            f"| {row['condition']} | {_cell(row['val_loss'])} | {_cell(row['gap_to_ann'])} | "
-            f"{rates} | {_cell(row['dead_fraction'])} | {_cell(row['sops'], 0)} | "
-            f"{row['macs']} | {energy} | {_cell(row['seconds'], 0)} |")
+            f"| {row['condition']} | {cell(row['val_loss'])} | {cell(row['gap_to_ann'])} | "
+            f"{rates} | {cell(row['dead_fraction'])} | {cell(row['sops'], 0)} | "
+            f"{row['macs']} | {energy} | {cell(row['seconds'], 0)} |")
     model_macs = result["table"][0]["model_macs"]
     lines += ["", f"For scale: every Linear layer of the model together does {model_macs} MACs "
               "per token (the c_proj layers are "

@@ -1,5 +1,6 @@
 import math
 import os
+import shutil
 import socket
 
 import numpy as np
@@ -52,6 +53,19 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _spawn(world_size, config, out, attempts=3):
+    """Run ``world_size`` gloo ranks. The free port is only free when it is picked: if another
+    process takes it before rank 0 listens, pick another and start again."""
+    for attempt in range(attempts):
+        try:
+            mp.spawn(_rank_main, args=(world_size, _free_port(), config, out), nprocs=world_size)
+            return
+        except mp.ProcessRaisedException as error:
+            if "address already in use" not in str(error).lower() or attempt == attempts - 1:
+                raise
+            shutil.rmtree(out, ignore_errors=True)
+
+
 def _rank_main(rank, world_size, port, config, out):
     env = {"RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": str(world_size),
            "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}
@@ -63,7 +77,7 @@ def test_two_gloo_processes_train_as_one_with_twice_the_accumulation(data_dir, t
     config = _config(data_dir)  # 64 tokens a step: 1 process x 4 micro-steps, or 2 x 2
     single = train(config, tmp_path / "one", quiet=True)
     assert single["grad_accum"] == 4
-    mp.spawn(_rank_main, args=(2, _free_port(), config, tmp_path / "two"), nprocs=2)
+    _spawn(2, config, tmp_path / "two")
     one, two = _losses(tmp_path / "one"), _losses(tmp_path / "two")
     assert [s for s, _ in two] == list(range(6))
     assert two[-1][1] < two[0][1]  # it learns

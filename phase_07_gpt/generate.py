@@ -32,6 +32,16 @@ def filter_logits(logits: torch.Tensor, *, top_k: int | None = None,
     return logits
 
 
+def choose_next(logits: torch.Tensor, temperature: float, top_k: int | None,
+                top_p: float | None, generator: torch.Generator) -> torch.Tensor:
+    """(B, V) last-position logits -> (B,) next tokens: the argmax at temperature 0, otherwise a
+    draw from the filtered, temperature-scaled softmax."""
+    if temperature == 0:
+        return logits.argmax(dim=-1)
+    probs = filter_logits(logits / temperature, top_k=top_k, top_p=top_p).softmax(-1)
+    return torch.multinomial(probs, 1, generator=generator).squeeze(1)
+
+
 def _check_options(temperature: float, top_k: int | None, top_p: float | None,
                    max_new_tokens: int) -> None:
     if temperature < 0:
@@ -70,11 +80,7 @@ def generate(model: GPT, ids: torch.Tensor, max_new_tokens: int, *, temperature:
     for _ in range(max_new_tokens):
         logits, _ = model(ids[:, -model.config.block_size:])
         logits = logits[:, -1, :].float()
-        if temperature == 0:
-            nxt = logits.argmax(dim=-1)
-        else:
-            probs = filter_logits(logits / temperature, top_k=top_k, top_p=top_p).softmax(-1)
-            nxt = torch.multinomial(probs, 1, generator=generator).squeeze(1)
+        nxt = choose_next(logits, temperature, top_k, top_p, generator)
         if stop_token is not None:
             nxt = torch.where(done, torch.full_like(nxt, stop_token), nxt)
             done |= nxt == stop_token

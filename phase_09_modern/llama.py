@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from phase_07_gpt.generate import filter_logits
+from phase_07_gpt.generate import choose_next
 from phase_07_gpt.model import _read_safetensors
 
 
@@ -393,11 +393,7 @@ class Llama(nn.Module):
             else:
                 logits, _ = self(step_input, cache=cache)
             logits = logits[:, -1, :].float()
-            if temperature == 0:
-                nxt = logits.argmax(dim=-1)
-            else:
-                probs = filter_logits(logits / temperature, top_k=top_k, top_p=top_p).softmax(-1)
-                nxt = torch.multinomial(probs, 1, generator=generator).squeeze(1)
+            nxt = choose_next(logits, temperature, top_k, top_p, generator)
             chosen.append(logits.log_softmax(-1).gather(1, nxt[:, None]))
             ids = torch.cat([ids, nxt[:, None]], dim=1)
             step_input = nxt[:, None]

@@ -34,6 +34,7 @@ from phase_05_transformer_numpy.positional import LearnedPositions, SinusoidalPo
 
 POSITIONS = ("learned", "sinusoidal")
 GELUS = ("none", "tanh")
+INITS = ("gpt2", "width")
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,7 @@ class GPTConfig:
     tie_weights: bool = True
     positions: str = "learned"
     gelu: str = "none"
+    init: str = "gpt2"
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
@@ -67,20 +69,44 @@ class GPTConfig:
                              f"got {self.positions!r}")
         if self.gelu not in GELUS:
             raise ValueError(f"GPTConfig.gelu must be one of {GELUS}, got {self.gelu!r}")
+        if self.init not in INITS:
+            raise ValueError(f"GPTConfig.init must be one of {INITS}, got {self.init!r}")
+
+
+EMBEDDING_STD = 0.02
+
+
+def block_init_std(config: GPTConfig) -> float:
+    """The standard deviation of the blocks' weight matrices at initialisation.
+
+    ``"gpt2"``: 0.02, GPT-2's and nanoGPT's constant, whatever the width. ``"width"``:
+    1 / sqrt(n_embd), so that a matrix reading the (normalised, unit-scale) residual stream gives
+    outputs of unit scale: the fan-in rule, Glorot and Bengio 2010's forward condition. At width
+    128 that is 0.088, 4.4 times 0.02. Under both, the projections into the residual stream get
+    this divided by sqrt(2 n_layer), and the embedding tables (and an untied head) keep
+    ``EMBEDDING_STD``. Measured in ``phase_05_transformer_numpy/notes/06_training_run.md``,
+    section 6.4.
+    """
+    if config.init == "gpt2":
+        return EMBEDDING_STD
+    return 1.0 / math.sqrt(config.n_embd)
 
 
 class GPT(Module):
     """``forward(ids, targets=None)`` -> ``(logits, loss)``; ``backward()`` from the loss.
 
-    Initialisation as GPT-2 / nanoGPT: every weight N(0, 0.02^2), the two projections that write
-    into the residual stream (``attn.w_o``, ``mlp.w_proj``) N(0, (0.02 / sqrt(2 n_layer))^2), so
-    the stream's variance does not grow with depth; biases 0, norms gamma = 1, beta = 0.
+    Initialisation as GPT-2 / nanoGPT (``init="gpt2"``): every weight N(0, 0.02^2), the two
+    projections that write into the residual stream (``attn.w_o``, ``mlp.w_proj``)
+    N(0, (0.02 / sqrt(2 n_layer))^2), so the stream's variance does not grow with depth; biases 0,
+    norms gamma = 1, beta = 0. ``init="width"`` replaces the blocks' 0.02 by 1 / sqrt(n_embd)
+    (``block_init_std``); the embeddings keep 0.02.
     """
 
     def __init__(self, config: GPTConfig, *, rng: np.random.Generator, dtype=np.float32):
         super().__init__()
         c = config
-        std, proj_std = 0.02, 0.02 / math.sqrt(2 * c.n_layer)
+        std, block_std = EMBEDDING_STD, block_init_std(c)
+        proj_std = block_std / math.sqrt(2 * c.n_layer)
         self.config, self.dtype = config, np.dtype(dtype)
         self.wte = self.add_module("wte", Embedding(c.vocab_size, c.n_embd, rng=rng, std=std,
                                                     dtype=dtype))
@@ -93,7 +119,7 @@ class GPT(Module):
         self.drop = self.add_module("drop", Dropout(c.dropout, rng))
         self.h = self.add_module("h", Sequential(*[
             Block(c.n_embd, c.n_head, rng=rng, pre_ln=c.pre_ln, causal=True, bias=c.bias,
-                  dropout=c.dropout, std=std, proj_std=proj_std, gelu=c.gelu, dtype=dtype)
+                  dropout=c.dropout, std=block_std, proj_std=proj_std, gelu=c.gelu, dtype=dtype)
             for _ in range(c.n_layer)]))
         self.ln_f = self.add_module("ln_f", LayerNorm(c.n_embd, bias=c.bias, dtype=dtype))
         if not c.tie_weights:

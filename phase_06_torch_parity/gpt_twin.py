@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from phase_05_transformer_numpy.gpt import GPTConfig
+from phase_05_transformer_numpy.gpt import GPTConfig, block_init_std
 from phase_05_transformer_numpy.positional import sinusoidal_table
 
 # (NumPy name pattern, torch name pattern, transpose?); {i} is a block index.
@@ -117,10 +117,15 @@ def torch_to_numpy_params(state: dict[str, torch.Tensor], config: GPTConfig
     return arrays
 
 
-def init_gpt2_weights(model: nn.Module, n_layer: int) -> None:
+def init_gpt2_weights(model: nn.Module, n_layer: int, block_std: float = 0.02) -> None:
     """GPT-2's initialisation, as phase 5's: every linear and embedding weight N(0, 0.02^2),
     biases 0 (norms keep torch's ones and zeros), and the projections that write into the
-    residual stream (``c_proj``) N(0, (0.02 / sqrt(2 n_layer))^2)."""
+    residual stream (``c_proj``) N(0, (0.02 / sqrt(2 n_layer))^2).
+
+    ``block_std`` other than 0.02 (phase 5's ``block_init_std`` for ``init="width"``) then
+    redraws the weight matrices inside the blocks (names ``transformer.h.*``) from
+    N(0, block_std^2), the ``c_proj`` ones divided by sqrt(2 n_layer) again; the default leaves
+    nanoGPT's draws untouched, to the bit."""
     def init_module(module: nn.Module) -> None:
         if isinstance(module, nn.Linear | nn.Embedding):
             nn.init.normal_(module.weight, mean=0.0, std=0.02)
@@ -132,6 +137,11 @@ def init_gpt2_weights(model: nn.Module, n_layer: int) -> None:
     for name, param in model.named_parameters():
         if name.endswith("c_proj.weight"):
             nn.init.normal_(param, mean=0.0, std=proj_std)
+    if block_std != 0.02:
+        for name, param in model.named_parameters():
+            if name.startswith("transformer.h.") and param.ndim == 2:
+                scale = math.sqrt(2 * n_layer) if name.endswith("c_proj.weight") else 1.0
+                nn.init.normal_(param, mean=0.0, std=block_std / scale)
 
 
 class CausalSelfAttention(nn.Module):
@@ -208,7 +218,7 @@ class TorchGPT(nn.Module):
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
         if config.tie_weights:
             self.lm_head.weight = self.transformer.wte.weight
-        init_gpt2_weights(self, config.n_layer)
+        init_gpt2_weights(self, config.n_layer, block_init_std(config))
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None):
         t = idx.shape[1]

@@ -27,6 +27,7 @@ from torch import nn
 
 from phase_01_nn.config_options import config_from_dict
 from phase_05_transformer_numpy.gpt import GPTConfig as NumpyGPTConfig
+from phase_05_transformer_numpy.gpt import block_init_std
 from phase_06_torch_parity.gpt_twin import init_gpt2_weights
 
 
@@ -171,7 +172,7 @@ class GPT(nn.Module):
         self.lm_head = nn.Linear(config.n_embd, config.padded_vocab_size, bias=False)
         if config.tie_weights:
             self.lm_head.weight = self.transformer.wte.weight
-        init_gpt2_weights(self, config.n_layer)
+        init_gpt2_weights(self, config.n_layer, block_init_std(config))
 
     def num_params(self, non_embedding: bool = True) -> int:
         """Trainable parameters, the tied head counted once; without the position table by

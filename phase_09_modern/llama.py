@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from phase_05_transformer_numpy.gpt import INITS, block_init_std
 from phase_07_gpt.generate import choose_next
 from phase_07_gpt.model import _read_safetensors
 
@@ -57,6 +58,7 @@ class LlamaConfig:
     bias: bool = False  # biases on q, k, v, o (Hugging Face's attention_bias)
     mlp_bias: bool = False
     dropout: float = 0.0
+    init: str = "gpt2"  # or "width": the rule of phase 5's GPTConfig.init
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_kv_head", "n_embd",
@@ -76,6 +78,8 @@ class LlamaConfig:
         if not _positive_int(self.head_dim) or self.head_dim % 2:
             raise ValueError(f"head_dim must be a positive even integer (RoPE rotates pairs), "
                              f"got {self.head_dim!r}")
+        if self.init not in INITS:
+            raise ValueError(f"LlamaConfig.init must be one of {INITS}, got {self.init!r}")
         if self.sliding_window is not None and not _positive_int(self.sliding_window):
             raise ValueError(f"sliding_window must be None or a positive integer, "
                              f"got {self.sliding_window!r}")
@@ -321,7 +325,8 @@ class Llama(nn.Module):
 
     Initialisation as phase 7's GPT (GPT-2's): weights N(0, 0.02^2), the two projections that
     write into the residual stream (``o_proj``, ``down_proj``) N(0, (0.02 / sqrt(2 n_layer))^2),
-    norm gains 1."""
+    norm gains 1. ``init="width"`` then redraws the layers' matrices with 1 / sqrt(n_embd) in
+    place of 0.02, as phase 7's GPT does (phase 5's ``block_init_std``)."""
 
     def __init__(self, config: LlamaConfig) -> None:
         super().__init__()
@@ -342,6 +347,13 @@ class Llama(nn.Module):
         for name, param in self.named_parameters():
             if name.endswith(("o_proj.weight", "down_proj.weight")):
                 nn.init.normal_(param, mean=0.0, std=residual_std)
+        block_std = block_init_std(self.config)
+        if block_std != 0.02:
+            scale = math.sqrt(2 * self.config.n_layer)
+            for name, param in self.named_parameters():
+                if name.startswith("transformer.h.") and param.ndim == 2:
+                    residual = name.endswith(("o_proj.weight", "down_proj.weight"))
+                    nn.init.normal_(param, mean=0.0, std=block_std / (scale if residual else 1))
 
     def num_params(self, non_embedding: bool = True) -> int:
         """Parameters, a tied head counted once. There is no position table, so

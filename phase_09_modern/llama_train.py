@@ -45,7 +45,7 @@ def llama_config(config: TrainConfig, vocab_size: int, n_kv_head: int | None,
                        n_kv_head=n_kv_head or config.n_head, n_embd=config.n_embd,
                        d_ff=d_ff or swiglu_width(config.n_embd),
                        tie_weights=config.tie_weights, bias=config.bias, mlp_bias=config.bias,
-                       dropout=config.dropout)
+                       dropout=config.dropout, init=config.init)
 
 
 def train_llama(config: TrainConfig, out: Path, *, n_kv_head: int | None = None,

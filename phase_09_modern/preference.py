@@ -155,7 +155,9 @@ def run_demo(name: str, out: Path, base: Path | None = None, threads: int = 1,
     torch.set_num_threads(threads)
     out.mkdir(parents=True, exist_ok=True)
     if base is None:
-        config = train_preset(demo.pretrain_preset, data=data, threads=threads, device="cpu")
+        # GPT-2's initialisation, as when the notes' figures were measured
+        config = train_preset(demo.pretrain_preset, data=data, threads=threads, device="cpu",
+                              init="gpt2")
         train(config, out / "pretrain", quiet=quiet, preset=demo.pretrain_preset)
         base = out / "pretrain"
     reference, tokenizer = load_run(base)

@@ -119,10 +119,27 @@ def test_zero_grad_makes_backward_idempotent_and_grads_accumulate():
     ({"dropout": 1.0}, r"dropout must be in \[0, 1\), got 1.0"),
     ({"positions": "rope"}, "positions must be one of"),
     ({"gelu": "relu"}, "gelu must be one of"),
+    ({"init": "xavier"}, r"init must be one of \('gpt2', 'width'\)"),
 ])
 def test_config_errors(change, message):
     with pytest.raises(ValueError, match=message):
         GPTConfig(**change)
+
+
+@pytest.mark.parametrize(("init", "block_std"), [("gpt2", 0.02), ("width", 1 / 8)])
+def test_initialisation_rules(init, block_std):
+    # width 64, 8 layers: the blocks' matrices N(0, block_std^2), the residual projections
+    # divided by sqrt(2 * 8) = 4; the token and position tables 0.02 under both rules
+    config = GPTConfig(vocab_size=50, block_size=16, n_layer=8, n_head=4, n_embd=64, init=init)
+    params = GPT(config, rng=np.random.default_rng(0), dtype=np.float64).parameters()
+
+    def std(suffix):
+        return np.concatenate([v.ravel() for k, v in params.items() if k.endswith(suffix)]).std()
+
+    for suffix, expected in [("w_qkv", block_std), ("w_fc", block_std), ("w_o", block_std / 4),
+                             ("w_proj", block_std / 4), ("wte.weight", 0.02),
+                             ("wpe.weight", 0.02)]:
+        assert abs(std(suffix) / expected - 1) < 0.05, (suffix, std(suffix), expected)
 
 
 def test_input_errors():

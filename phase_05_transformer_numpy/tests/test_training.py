@@ -115,6 +115,7 @@ def test_presets_and_overrides():
         4, 4, 128, 64, 12, 2000)
     assert (c.lr, c.min_lr, c.dropout, c.weight_decay, c.beta2, c.grad_clip) == (
         1e-3, 1e-4, 0.0, 0.1, 0.99, 1.0)
+    assert c.init == "width"  # the one departure from nanoGPT's recipe (presets.py)
     args = parse_args(["--preset", "tiny", "--n-layer", "3", "--no-tie-weights"])
     assert (args.n_layer, args.tie_weights, args.n_embd) == (3, False, PRESETS["tiny"].n_embd)
     with pytest.raises(ValueError, match="unknown preset 'huge'"):

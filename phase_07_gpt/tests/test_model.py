@@ -17,6 +17,7 @@ def _ids(config, b=2, t=10, seed=0):
     (dict(dropout=1.0), "dropout must be in"),
     (dict(positions="rotary"), "positions must be one of"),
     (dict(gelu="fast"), "gelu must be one of"),
+    (dict(init="xavier"), "init must be one of"),
 ])
 def test_a_bad_config_fails_clearly(bad, message):
     with pytest.raises(ValueError, match=message):
@@ -51,6 +52,22 @@ def test_tied_head_is_the_token_table_and_residual_projections_scaled():
     assert abs(fc.std().item() - 0.02) < 0.001
     untied = GPT(GPTConfig(**{**TINY, "tie_weights": False}))
     assert untied.lm_head.weight is not untied.transformer.wte.weight
+
+
+def test_width_initialisation_redraws_only_the_blocks():
+    # init="width": the blocks' matrices N(0, 1/n_embd), residual projections / sqrt(2 n_layer);
+    # the token table (and with it the tied head) keeps GPT-2's 0.02
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(**{**TINY, "n_layer": 8, "n_embd": 64, "n_head": 4, "init": "width"}))
+    blocks = model.transformer.h
+    for weights, expected in [([b.attn.c_attn.weight for b in blocks], 1 / 8),
+                              ([b.mlp.c_fc.weight for b in blocks], 1 / 8),
+                              ([b.attn.c_proj.weight for b in blocks], 1 / 32),
+                              ([b.mlp.c_proj.weight for b in blocks], 1 / 32),
+                              ([model.transformer.wte.weight], 0.02),
+                              ([model.transformer.wpe.weight], 0.02)]:
+        std = torch.cat([w.flatten() for w in weights]).std().item()
+        assert abs(std / expected - 1) < 0.05, (std, expected)
 
 
 @pytest.mark.parametrize("options", [

@@ -159,6 +159,7 @@ def test_tied_head_shares_wte_and_counts_once():
     (dict(sliding_window=0), "sliding_window must be None or a positive integer"),
     (dict(dropout=1.0), "dropout must be in"),
     (dict(norm_eps=0.0), "norm_eps must be > 0"),
+    (dict(init="xavier"), "init must be one of"),
 ])
 def test_a_bad_config_fails_clearly(bad, message):
     with pytest.raises(ValueError, match=message):

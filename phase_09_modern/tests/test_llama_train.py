@@ -1,9 +1,10 @@
 import json
 
 import pytest
+import torch
 
 from phase_01_nn.metrics import read_metrics
-from phase_07_gpt.presets import TrainConfig
+from phase_07_gpt.presets import PRESETS, TrainConfig
 from phase_09_modern.llama import Llama, LlamaConfig
 from phase_09_modern.llama_train import llama_config, main, swiglu_width
 
@@ -21,6 +22,19 @@ def test_the_preset_model_has_gpts_parameter_count():
     assert (config.n_layer, config.n_head, config.n_kv_head, config.n_embd, config.d_ff) == \
         (4, 4, 4, 128, 344)
     assert Llama(config).num_params() == 800_000
+
+
+def test_the_llama_follows_the_gpts_initialisation_rule():
+    # the comparison stays controlled: the preset's init="width" reaches the LLaMA too
+    torch.manual_seed(0)
+    config = llama_config(PRESETS["shakespeare-char"], vocab_size=65, n_kv_head=None, d_ff=None)
+    assert config.init == "width"
+    layers = Llama(config).transformer.h
+    q = torch.cat([layer.attn.q_proj.weight.flatten() for layer in layers])
+    down = torch.cat([layer.mlp.down_proj.weight.flatten() for layer in layers])
+    assert abs(q.std().item() * 128**0.5 - 1) < 0.05
+    assert abs(down.std().item() * 128**0.5 * 8**0.5 - 1) < 0.05
+    assert llama_config(TrainConfig(), 65, None, None).init == "gpt2"
 
 
 def test_post_ln_is_refused():

@@ -5,9 +5,11 @@ import pytest
 from hypothesis import given
 
 from phase_00_math.gradcheck import (
+    ROUNDING_MARGIN,
     check_gradients,
     numerical_gradient,
     relative_error,
+    rounding_floor,
     upstream_rng,
 )
 from phase_00_math.strategies import seeds, sizes
@@ -98,6 +100,48 @@ def test_fails_on_wrong_broadcast_sum():
     x, b = rng.standard_normal((3, 3)), rng.standard_normal(3)
     with pytest.raises(AssertionError, match="b: relative error"):
         check_gradients(bias_forward, bias_backward_wrong_sum, x, b, names=["x", "b"])
+
+
+def offset_square_forward(x, *, offset, scale):
+    return offset + scale * x**2, x
+
+
+def offset_square_backward(dout, x, scale):
+    return (2.0 * scale * x * dout,)
+
+
+def test_a_gradient_below_rounding_noise_passes_and_the_floor_is_honest():
+    # L = sum((1000 + 1e-7 x^2) dout): each evaluation of L rounds at about eps * 1000 * n, so
+    # each central difference carries noise near 1e-7, as large as the true gradient. The
+    # relative error of a perfect backward is then 0.24: noise, not a verdict.
+    x = np.random.default_rng(6).standard_normal((2, 3))
+    options = dict(offset=1000.0, scale=1e-7)
+    errors = check_gradients(
+        lambda v: offset_square_forward(v, **options),
+        lambda dout, v: offset_square_backward(dout, v, options["scale"]),
+        x, names=["x"],
+    )
+    assert errors["x"] > 1e-2  # the relative error alone would have failed it
+    # The floor must bound the noise actually measured, with the margin it claims.
+    dout = upstream_rng(0).standard_normal(x.shape)
+    out, _ = offset_square_forward(x, **options)
+    numeric = numerical_gradient(lambda v: float(np.sum(offset_square_forward(v, **options)[0]
+                                                        * dout)), x)
+    noise = np.linalg.norm(numeric - 2e-7 * x * dout)
+    floor = rounding_floor(float(np.sum(np.abs(out) * np.abs(dout))), x.size)
+    assert 0.0 < noise <= floor / ROUNDING_MARGIN
+
+
+def test_the_floor_does_not_hide_a_wrong_gradient_of_measurable_size():
+    # The same large offset, but a gradient of order 1: a missing factor of 2 is caught, and
+    # the message gives the difference beside the floor.
+    x = np.random.default_rng(7).standard_normal((2, 3))
+    with pytest.raises(AssertionError, match=r"x: relative error 3\.3.*rounding floor"):
+        check_gradients(
+            lambda v: offset_square_forward(v, offset=1000.0, scale=1.0),
+            lambda dout, v: offset_square_backward(dout, v, 0.5),
+            x, names=["x"],
+        )
 
 
 def test_reports_every_argument_within_tolerance():

@@ -1,6 +1,6 @@
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from phase_00_math.gradcheck import check_gradients
@@ -32,6 +32,11 @@ def _mha_params(rng, c, bias=True):
 
 @given(b=sizes(1, 3), h=sizes(1, 3), t_q=sizes(1, 5), t_k=sizes(1, 5), d=sizes(1, 4),
        dv=sizes(1, 3), causal=st.booleans(), use_mask=st.booleans(), seed=seeds())
+# With two causal keys only query 1 has a gradient, and it is small when (v0 - v1) . dout is near
+# 0. In this draw dq and dk have norms near 2e-4 and differ from the central differences by 1e-10
+# and 2e-10, rounding noise (phase 0 notes, section 3.4), but that is a relative error of 2.9e-7
+# and 4.5e-7. The check must pass it.
+@example(b=1, h=1, t_q=2, t_k=2, d=2, dv=2, causal=True, use_mask=False, seed=2032)
 def test_sdpa_gradients_with_masks_including_fully_masked_rows(
     b, h, t_q, t_k, d, dv, causal, use_mask, seed
 ):

@@ -1,6 +1,6 @@
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from phase_00_math.gradcheck import check_gradients
@@ -47,6 +47,9 @@ def test_rms_norm_output_has_unit_rms_and_keeps_dtype():
 
 @given(b=sizes(1, 2), h=sizes(1, 3), t=sizes(1, 4), d=sizes(2, 4), causal=st.booleans(),
        seed=seeds())
+# A tiny causal case whose dq (norm 4.8e-6) has a relative error of 1.6e-5 from rounding alone
+# (phase 0 notes, section 3.4). The check must pass it.
+@example(b=1, h=1, t=2, d=2, causal=True, seed=2050)
 def test_qk_norm_attention_gradients(b, h, t, d, causal, seed):
     # D >= 2 for the reason given in test_rms_norm_gradients
     rng = np.random.default_rng(seed)

@@ -69,8 +69,14 @@ def setup_distributed(device: str, env=None) -> tuple[Distributed, str]:
     return Distributed(rank, local_rank, world_size, backend), device
 
 
-def teardown_distributed(dist: Distributed) -> None:
+def teardown_distributed(dist: Distributed, *, finished: bool = False) -> None:
+    """Destroy the process group. After a run that ``finished`` normally, first wait for every
+    rank (a barrier), so that no rank closes its connections while a peer is still at work: one
+    CI run saw a gloo rank abort ("terminate called without an active exception") as its peer
+    tore down. After an error there is no barrier, since the other ranks may never reach it."""
     if dist.enabled and torch_dist.is_initialized():
+        if finished:
+            torch_dist.barrier()
         torch_dist.destroy_process_group()
 
 

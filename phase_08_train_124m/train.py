@@ -195,11 +195,14 @@ def train(config: RunConfig, out: str | Path, *, resume: bool = False,
     ``stop_after`` ends the run after that many steps, as an interruption would (tests).
     ``env`` (default ``os.environ``) carries torchrun's RANK, LOCAL_RANK and WORLD_SIZE."""
     dist, device_name = setup_distributed(config.device, env)
+    finished = False
     try:
-        return _train(config, Path(out), dist, device_name, resume=resume,
-                      stop_after=stop_after, quiet=quiet or not dist.is_main, preset=preset)
+        summary = _train(config, Path(out), dist, device_name, resume=resume,
+                         stop_after=stop_after, quiet=quiet or not dist.is_main, preset=preset)
+        finished = True
+        return summary
     finally:
-        teardown_distributed(dist)
+        teardown_distributed(dist, finished=finished)
 
 
 def _train(config: RunConfig, out: Path, dist: Distributed, device_name: str, *, resume: bool,

@@ -138,10 +138,18 @@ def init_gpt2_weights(model: nn.Module, n_layer: int, block_std: float = 0.02) -
         if name.endswith("c_proj.weight"):
             nn.init.normal_(param, mean=0.0, std=proj_std)
     if block_std != 0.02:
-        for name, param in model.named_parameters():
-            if name.startswith("transformer.h.") and param.ndim == 2:
-                scale = math.sqrt(2 * n_layer) if name.endswith("c_proj.weight") else 1.0
-                nn.init.normal_(param, mean=0.0, std=block_std / scale)
+        redraw_block_weights(model, n_layer, block_std, ("c_proj.weight",))
+
+
+def redraw_block_weights(model: nn.Module, n_layer: int, block_std: float,
+                         residual: tuple[str, ...]) -> None:
+    """Draw every weight matrix inside the blocks (``transformer.h.*``) again from
+    N(0, block_std^2), those whose names end in one of ``residual`` (the projections that write
+    into the residual stream) from N(0, (block_std / sqrt(2 n_layer))^2)."""
+    for name, param in model.named_parameters():
+        if name.startswith("transformer.h.") and param.ndim == 2:
+            scale = math.sqrt(2 * n_layer) if name.endswith(residual) else 1.0
+            nn.init.normal_(param, mean=0.0, std=block_std / scale)
 
 
 class CausalSelfAttention(nn.Module):

@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from phase_05_transformer_numpy.gpt import INITS, block_init_std
+from phase_06_torch_parity.gpt_twin import redraw_block_weights
 from phase_07_gpt.generate import choose_next
 from phase_07_gpt.model import _read_safetensors
 
@@ -349,11 +350,8 @@ class Llama(nn.Module):
                 nn.init.normal_(param, mean=0.0, std=residual_std)
         block_std = block_init_std(self.config)
         if block_std != 0.02:
-            scale = math.sqrt(2 * self.config.n_layer)
-            for name, param in self.named_parameters():
-                if name.startswith("transformer.h.") and param.ndim == 2:
-                    residual = name.endswith(("o_proj.weight", "down_proj.weight"))
-                    nn.init.normal_(param, mean=0.0, std=block_std / (scale if residual else 1))
+            redraw_block_weights(self, self.config.n_layer, block_std,
+                                 ("o_proj.weight", "down_proj.weight"))
 
     def num_params(self, non_embedding: bool = True) -> int:
         """Parameters, a tied head counted once. There is no position table, so

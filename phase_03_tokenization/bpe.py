@@ -2,27 +2,35 @@
 
 Ids 0-255 are the raw bytes (in GPT-2's files, a permutation of them, ``byte_ids``); the i-th
 merge ``(left_id, right_id)`` makes id 256 + i; the special tokens come after the last merge.
-Encoding splits the text with the regex pattern and encodes each distinct chunk once: a numba
-kernel repeatedly merges the adjacent pair with the lowest id (the earliest merge), and a dict
-keeps every chunk already encoded. Notes: ``phase_03_tokenization/notes/02_bpe.md``.
+Encoding splits the text with the regex pattern into byte ranges and encodes each distinct chunk
+once: a numba kernel repeatedly merges the adjacent pair with the lowest id (the earliest
+merge), and the chunks that repeat copy the ids of their first occurrence (no string per chunk,
+no cache kept between calls). Notes: ``phase_03_tokenization/notes/02_bpe.md``.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from itertools import chain, pairwise
+from concurrent.futures import ThreadPoolExecutor
+from itertools import pairwise
 
 import numpy as np
-from numba import njit, types
-from numba.typed import Dict
+from numba import njit
 
 from phase_03_tokenization.bpe_training import N_BYTES, merge_pair, train_incremental
 from phase_03_tokenization.gpt2_encoding import read_gpt2_files
-from phase_03_tokenization.pretokenize import GPT2_PATTERN, find_chunks, split_on_special_tokens
+from phase_03_tokenization.pretokenize import (
+    GPT2_PATTERN,
+    chunk_ends,
+    distinct_chunks,
+    gather_chunks,
+    split_on_special_tokens,
+    table_capacity,
+    table_slot,
+)
 
 FORMAT_HEADER = "tfs-bpe 1"
-CACHE_LIMIT = 1 << 20  # chunks kept in an encoder's cache before it starts afresh
 
 
 # ------------------------------------------------------------------- encoding one chunk
@@ -41,21 +49,44 @@ def encode_chunk_reference(data: bytes, byte_ids, merge_ids: dict[tuple[int, int
 
 @njit(cache=True)
 def merge_table(merges):
-    """(k, 2) merges -> numba dict: pair key ``left << 32 | right`` -> the id it makes."""
-    table = Dict.empty(key_type=types.int64, value_type=types.int64)
-    for i in range(merges.shape[0]):
-        table[(merges[i, 0] << 32) | merges[i, 1]] = 256 + i
-    return table
+    """(k, 2) merges -> a hash table (``keys``, ``values``) from the pair key
+    ``left << 32 | right`` to the id it makes, by open addressing (-1 marks an empty slot);
+    ``merge_lookup`` reads it. The plain version is the dict ``{pair: id}`` of
+    ``encode_chunk_reference``."""
+    mask = table_capacity(merges.shape[0]) - 1
+    keys = np.full(mask + 1, -1, dtype=np.int64)
+    values = np.empty(mask + 1, dtype=np.int64)
+    for m in range(merges.shape[0]):
+        key = (merges[m, 0] << 32) | merges[m, 1]
+        i = table_slot(key, mask)
+        while keys[i] >= 0:
+            i = (i + 1) & mask
+        keys[i], values[i] = key, 256 + m
+    return keys, values
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
+def merge_lookup(table, left, right):
+    """The id that merging (left, right) makes, or -1 when it is not a merge."""
+    keys, values = table
+    key = (left << 32) | right
+    mask = keys.shape[0] - 1
+    i = table_slot(key, mask)
+    while keys[i] >= 0:
+        if keys[i] == key:
+            return values[i]
+        i = (i + 1) & mask
+    return -1
+
+
+@njit(cache=True, nogil=True)
 def _merge_chunk(ids, length, table):
     """``encode_chunk_reference`` on ``ids[:length]`` in place; returns the new length."""
     while length > 1:
         best = -1
         left = right = 0
         for i in range(length - 1):
-            made = table.get((ids[i] << 32) | ids[i + 1], -1)
+            made = merge_lookup(table, ids[i], ids[i + 1])
             if made >= 0 and (best < 0 or made < best):
                 best, left, right = made, ids[i], ids[i + 1]
         if best < 0:
@@ -73,7 +104,7 @@ def _merge_chunk(ids, length, table):
     return length
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def encode_chunks(data, offsets, byte_ids, table):
     """Encode n chunks at once: ``data`` (N,) uint8 their bytes, ``offsets`` (n+1,) ->
     (ids (M,) int64, id_offsets (n+1,)), chunk c's ids being ids[id_offsets[c]:id_offsets[c+1]]."""
@@ -89,6 +120,26 @@ def encode_chunks(data, offsets, byte_ids, table):
     return ids[:written], id_offsets
 
 
+@njit(cache=True, nogil=True)
+def encode_text(data, ends, byte_ids, table):
+    """The ids of a whole text given as chunks (``data`` (N,) uint8, chunk ends ``ends``, as
+    ``pretokenize.py::chunk_ends`` gives them): each distinct chunk is merged once
+    (``encode_chunks``), then every chunk's ids are copied out in order."""
+    chunk_of, firsts = distinct_chunks(data, ends)
+    distinct_data, distinct_offsets = gather_chunks(data, ends, firsts)
+    ids, id_offsets = encode_chunks(distinct_data, distinct_offsets, byte_ids, table)
+    total = 0
+    for c in range(chunk_of.shape[0]):
+        total += id_offsets[chunk_of[c] + 1] - id_offsets[chunk_of[c]]
+    out = np.empty(total, dtype=np.int64)
+    written = 0
+    for c in range(chunk_of.shape[0]):
+        start, end = id_offsets[chunk_of[c]], id_offsets[chunk_of[c] + 1]
+        out[written:written + end - start] = ids[start:end]
+        written += end - start
+    return out
+
+
 # ---------------------------------------------------------------------------- the tokenizer
 
 class BPETokenizer:
@@ -98,7 +149,6 @@ class BPETokenizer:
                  byte_ids=None) -> None:
         self.merges = [(int(a), int(b)) for a, b in merges]
         self.pattern = pattern
-        self._split = find_chunks(pattern)
         self.byte_ids = (np.arange(N_BYTES, dtype=np.int64) if byte_ids is None
                          else np.asarray(byte_ids, dtype=np.int64))
         if sorted(self.byte_ids.tolist()) != list(range(N_BYTES)):
@@ -120,7 +170,6 @@ class BPETokenizer:
         self.special_tokens = {s: len(self.vocab) + i for i, s in enumerate(specials)}
         self._id_bytes = self.vocab + [s.encode("utf-8") for s in specials]
         self._table = merge_table(np.array(self.merges, dtype=np.int64).reshape(-1, 2))
-        self._cache: dict[str, list[int]] = {}
 
     @property
     def vocab_size(self) -> int:
@@ -147,24 +196,19 @@ class BPETokenizer:
 
     def encode_ordinary(self, text: str) -> list[int]:
         """The ids of ``text``, reading special-token strings as plain text."""
-        chunks = self._split(text)
-        if len(self._cache) > CACHE_LIMIT:
-            self._cache.clear()
-        new = list(set(chunks).difference(self._cache))
-        if new:
-            encoded = [chunk.encode("utf-8") for chunk in new]
-            data = np.frombuffer(b"".join(encoded), dtype=np.uint8)
-            offsets = np.zeros(len(new) + 1, dtype=np.int64)
-            np.cumsum([len(e) for e in encoded], out=offsets[1:])
-            ids, id_offsets = encode_chunks(data, offsets, self.byte_ids, self._table)
-            ids, id_offsets = ids.tolist(), id_offsets.tolist()
-            for c, chunk in enumerate(new):
-                self._cache[chunk] = ids[id_offsets[c]:id_offsets[c + 1]]
-        return list(chain.from_iterable(map(self._cache.__getitem__, chunks)))
+        data, ends = chunk_ends(text, self.pattern)
+        return encode_text(data, ends, self.byte_ids, self._table).tolist()
 
-    def clear_cache(self) -> None:
-        """Forget every chunk encoded so far (to time a first call, or to free memory)."""
-        self._cache.clear()
+    def encode_ordinary_batch(self, texts, *, num_threads: int | None = None) -> list[list[int]]:
+        """``encode_ordinary`` of each text, on ``num_threads`` threads (default: every core).
+        The kernels release the GIL, so the threads run at once (as tiktoken's
+        ``encode_ordinary_batch``)."""
+        texts = list(texts)
+        workers = max(1, min(num_threads or os.cpu_count() or 1, len(texts)))
+        if workers == 1:
+            return [self.encode_ordinary(text) for text in texts]
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            return list(pool.map(self.encode_ordinary, texts))
 
     def encode(self, text: str, *, allowed_special=()) -> list[int]:
         """The ids of ``text``. A special token in the text is an error unless it is in

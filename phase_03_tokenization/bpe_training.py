@@ -24,7 +24,11 @@ import numpy as np
 from numba import njit, types
 from numba.typed import Dict
 
-from phase_03_tokenization.pretokenize import GPT2_PATTERN, chunk_counts
+from phase_03_tokenization.pretokenize import (
+    GPT2_PATTERN,
+    chunk_counts,
+    distinct_chunk_arrays,
+)
 
 N_BYTES = 256
 
@@ -84,22 +88,12 @@ def train_reference(text: str, vocab_size: int, *, pattern: str = GPT2_PATTERN,
 
 # -------------------------------------------------------------------------- the fast trainer
 
-def chunk_arrays(counts: dict[bytes, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The chunks that have a pair (two bytes or more), as the trainer's flat arrays:
-    ``data`` (N,) uint8 all their bytes, ``offsets`` (n+1,) where each starts, ``weights`` (n,)."""
-    chunks = [chunk for chunk in counts if len(chunk) > 1]
-    data = np.frombuffer(b"".join(chunks), dtype=np.uint8)
-    offsets = np.zeros(len(chunks) + 1, dtype=np.int64)
-    np.cumsum([len(chunk) for chunk in chunks], out=offsets[1:])
-    weights = np.array([counts[chunk] for chunk in chunks], dtype=np.int64)
-    return data, offsets, weights
-
-
 def train_incremental(text: str, vocab_size: int, *, pattern: str = GPT2_PATTERN,
                       special_tokens=()) -> list[tuple[int, int]]:
     """The same merges as ``train_reference``, from incremental pair counts (numba)."""
     n_merges = merge_count(vocab_size, special_tokens)
-    data, offsets, weights = chunk_arrays(chunk_counts(text, pattern, special_tokens))
+    # the chunks that have a pair (two bytes or more), counted without a string per chunk
+    data, offsets, weights = distinct_chunk_arrays(text, pattern, special_tokens, min_length=2)
     merges = incremental_merges(data, offsets, weights, n_merges)
     return [(int(a), int(b)) for a, b in merges]
 

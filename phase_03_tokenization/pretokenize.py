@@ -41,7 +41,7 @@ def character_classes() -> np.ndarray:
     return classes
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _contraction_length(cps, i):
     """2 or 3 if one of 's 't 're 've 'm 'll 'd starts at i, else 0."""
     if cps[i] != 39 or i + 1 >= cps.shape[0]:  # 39 is the apostrophe
@@ -56,7 +56,7 @@ def _contraction_length(cps, i):
     return 0
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def gpt2_chunk_ends(cps, classes):
     """Where each chunk of ``GPT2_PATTERN`` ends in the code points ``cps`` (n,): the same
     split as ``regex.findall(GPT2_PATTERN, text)``, its alternatives tried in order."""
@@ -118,3 +118,149 @@ def chunk_counts(text: str, pattern: str = GPT2_PATTERN,
         if not is_special:
             counts.update(findall(piece))
     return {chunk.encode("utf-8"): n for chunk, n in counts.items()}
+
+
+# ------------------------------------------------- chunks as byte ranges, each distinct one once
+
+def chunk_ends(text: str, pattern: str = GPT2_PATTERN) -> tuple[np.ndarray, np.ndarray]:
+    """The chunks of ``text`` without a Python string per chunk: ``data`` (N,) uint8, the UTF-8
+    bytes of the chunks end to end, and ``ends`` (n,) int64, where each chunk ends in ``data``.
+
+    For the GPT-2 pattern the chunks cover the text, so ``data`` is the text's UTF-8 and the
+    scanner's code-point ends become byte ends by the UTF-8 length of each code point (1 byte
+    below U+0080, 2 below U+0800, 3 below U+10000, else 4). Any other pattern goes through
+    ``regex.findall``, whose matches need not cover the text, so they are joined."""
+    if pattern != GPT2_PATTERN:
+        chunks = [chunk.encode("utf-8") for chunk in regex.findall(pattern, text)]
+        return (np.frombuffer(b"".join(chunks), dtype=np.uint8),
+                np.cumsum([len(chunk) for chunk in chunks], dtype=np.int64))
+    data = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
+    cps = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+    return data, utf8_offsets(cps, gpt2_chunk_ends(cps, character_classes()))
+
+
+@njit(cache=True, nogil=True)
+def utf8_offsets(cps, ends):
+    """Code-point offsets ``ends`` (increasing) into ``cps`` -> the same offsets in UTF-8 bytes."""
+    out = np.empty(ends.shape[0], dtype=np.int64)
+    i = size = 0
+    for j in range(ends.shape[0]):
+        while i < ends[j]:
+            cp = cps[i]
+            size += 1 if cp < 0x80 else 2 if cp < 0x800 else 3 if cp < 0x10000 else 4
+            i += 1
+        out[j] = size
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _chunk_hash(data, start, end):
+    """FNV-1a over data[start:end], in wrapping int64 arithmetic."""
+    h = np.int64(-3750763034362895579)  # FNV's 64-bit offset basis, as a signed integer
+    for i in range(start, end):
+        h = (h ^ np.int64(data[i])) * np.int64(1099511628211)
+    return h
+
+
+@njit(cache=True, nogil=True)
+def _same_bytes(data, start_a, end_a, start_b, end_b):
+    if end_a - start_a != end_b - start_b:
+        return False
+    for i in range(end_a - start_a):
+        if data[start_a + i] != data[start_b + i]:
+            return False
+    return True
+
+
+@njit(cache=True, nogil=True)
+def table_slot(key, mask):
+    """Where an int64 key starts its search in a table of mask + 1 (a power of two) slots: the
+    key's bits mixed (a multiply-xorshift), so that close keys land far apart."""
+    h = (key ^ (key >> 31)) * np.int64(-7046029254386353131)
+    return (h ^ (h >> 29)) & mask
+
+
+@njit(cache=True, nogil=True)
+def table_capacity(n):
+    """A power of two at least twice ``n``: the table stays at most half full, probes short."""
+    capacity = 8
+    while capacity < 2 * n:
+        capacity *= 2
+    return capacity
+
+
+@njit(cache=True, nogil=True)
+def distinct_chunks(data, ends, hash_mask=-1):
+    """Which chunks are the same bytes: -> (``chunk_of`` (n,), ``firsts`` (k,)), chunk c being
+    distinct chunk ``chunk_of[c]``, whose first occurrence is chunk ``firsts[d]``; distinct
+    chunks are numbered in order of first occurrence.
+
+    A hash table (open addressing in one array: slot -> distinct chunk, -1 empty) is probed from
+    the chunk's FNV-1a hash; a slot whose chunk has the same hash AND the same bytes is a match,
+    anything else moves on to the next slot, so the answer is exact. ``hash_mask`` keeps only
+    some bits of the hash: a test sets it small to force collisions. The plain version is a
+    Python dict from the chunk's bytes to its number (the tests hold the two equal)."""
+    n = ends.shape[0]
+    chunk_of = np.empty(n, dtype=np.int64)
+    firsts = np.empty(n, dtype=np.int64)
+    hashes = np.empty(n, dtype=np.int64)
+    mask = table_capacity(n) - 1
+    slots = np.full(mask + 1, -1, dtype=np.int64)
+    k = 0
+    start = 0
+    for c in range(n):
+        end = ends[c]
+        h = _chunk_hash(data, start, end) & hash_mask
+        i = table_slot(h, mask)
+        while True:
+            d = slots[i]
+            if d < 0:
+                slots[i] = k
+                hashes[k] = h
+                firsts[k] = c
+                chunk_of[c] = k
+                k += 1
+                break
+            f = firsts[d]
+            if hashes[d] == h and _same_bytes(data, start, end, ends[f - 1] if f > 0 else 0,
+                                              ends[f]):
+                chunk_of[c] = d
+                break
+            i = (i + 1) & mask
+        start = end
+    return chunk_of, firsts[:k]
+
+
+@njit(cache=True, nogil=True)
+def gather_chunks(data, ends, picks):
+    """Chunks ``picks`` laid end to end: -> (bytes (M,) uint8, offsets (len(picks)+1,))."""
+    offsets = np.zeros(picks.shape[0] + 1, dtype=np.int64)
+    for j in range(picks.shape[0]):
+        c = picks[j]
+        offsets[j + 1] = offsets[j] + ends[c] - (ends[c - 1] if c > 0 else 0)
+    out = np.empty(offsets[-1], dtype=np.uint8)
+    for j in range(picks.shape[0]):
+        c = picks[j]
+        start = ends[c - 1] if c > 0 else 0
+        out[offsets[j]:offsets[j + 1]] = data[start:ends[c]]
+    return out, offsets
+
+
+def distinct_chunk_arrays(text: str, pattern: str = GPT2_PATTERN, special_tokens=(), *,
+                          min_length: int = 1):
+    """``chunk_counts`` as flat arrays, with no Python string per chunk: the distinct chunks
+    of at least ``min_length`` bytes laid end to end, ``data`` (N,) uint8 and ``offsets``
+    (k+1,), and how often each occurs, ``weights`` (k,), in order of first occurrence."""
+    pieces = [chunk_ends(piece, pattern)
+              for piece, is_special in split_on_special_tokens(text, special_tokens)
+              if not is_special]
+    sizes = np.cumsum([0] + [len(data) for data, _ in pieces], dtype=np.int64)[:-1]
+    data = np.concatenate([d for d, _ in pieces] or [np.zeros(0, np.uint8)])
+    ends = np.concatenate([e + size for (_, e), size in zip(pieces, sizes, strict=True)]
+                          or [np.zeros(0, np.int64)])
+    chunk_of, firsts = distinct_chunks(data, ends)
+    weights = np.bincount(chunk_of, minlength=len(firsts))
+    lengths = ends[firsts] - np.where(firsts > 0, ends[firsts - 1], 0)
+    keep = lengths >= min_length
+    chunks, offsets = gather_chunks(data, ends, firsts[keep])
+    return chunks, offsets, weights[keep].astype(np.int64)

@@ -45,7 +45,6 @@ def test_round_trip_on_arbitrary_unicode(shakespeare_tokenizer, text):
 
 @given(text=st.one_of(unicode_texts(), small_alphabet_texts("the ", 200)))
 def test_kernel_encoding_equals_the_reference(shakespeare_tokenizer, text):
-    shakespeare_tokenizer.clear_cache()
     assert shakespeare_tokenizer.encode_ordinary(text) == _reference_ids(shakespeare_tokenizer,
                                                                           text)
 
@@ -139,3 +138,11 @@ def test_load_rejects_bad_files(shakespeare_tokenizer, tmp_path):
         (tmp_path / name).write_text("\n".join(content) + "\n", encoding="utf-8")
         with pytest.raises(ValueError, match=message):
             BPETokenizer.load(tmp_path / name)
+
+
+@given(texts=st.lists(st.one_of(unicode_texts(), small_alphabet_texts("the ", 200)),
+                      max_size=6))
+def test_the_batch_equals_one_text_at_a_time(shakespeare_tokenizer, texts):
+    expected = [shakespeare_tokenizer.encode_ordinary(text) for text in texts]
+    assert shakespeare_tokenizer.encode_ordinary_batch(texts, num_threads=2) == expected
+    assert shakespeare_tokenizer.encode_ordinary_batch(texts, num_threads=1) == expected

@@ -1,5 +1,6 @@
 import regex
 from hypothesis import given
+from hypothesis import strategies as st
 
 from phase_01_nn.corpus import load_corpus
 from phase_03_tokenization.pretokenize import (
@@ -10,6 +11,9 @@ from phase_03_tokenization.pretokenize import (
     SPACE,
     character_classes,
     chunk_counts,
+    chunk_ends,
+    distinct_chunk_arrays,
+    distinct_chunks,
     split_gpt2,
     split_on_special_tokens,
 )
@@ -53,3 +57,36 @@ def test_special_tokens_split_first_longest_first():
     assert split_on_special_tokens("", ["<s>"]) == []
     assert chunk_counts("hi<s> hi hi", special_tokens=["<s>"]) == {b"hi": 1, b" hi": 2}
     assert chunk_counts("a1b", pattern=r"\d|\D+") == {b"a": 1, b"1": 1, b"b": 1}
+
+
+def _chunk_bytes(data, ends):
+    starts = [0, *ends.tolist()][:-1]
+    return [bytes(data[s:e]) for s, e in zip(starts, ends.tolist(), strict=True)]
+
+
+@given(text=st.one_of(unicode_texts(), small_alphabet_texts("ab 's\n", 80)))
+def test_chunk_ends_are_the_regex_chunks_in_bytes(text):
+    for pattern in (GPT2_PATTERN, r"\w+|\W"):
+        data, ends = chunk_ends(text, pattern)
+        assert _chunk_bytes(data, ends) == [c.encode("utf-8")
+                                            for c in regex.findall(pattern, text)]
+
+
+@given(text=st.one_of(unicode_texts(), small_alphabet_texts("ab 's\n", 80)))
+def test_distinct_chunk_arrays_equal_the_plain_counts(text):
+    """The numba route (hashing byte ranges) against ``chunk_counts`` (a Counter of strings)."""
+    data, offsets, weights = distinct_chunk_arrays(text, special_tokens=["ab"])
+    ours = dict(zip(_chunk_bytes(data, offsets[1:]), weights.tolist(), strict=True))
+    assert ours == chunk_counts(text, special_tokens=["ab"])
+    assert len(ours) == len(weights)  # each distinct chunk once
+
+
+@given(text=small_alphabet_texts("ab c", 40), bits=st.sampled_from([0, 1, 2, 64]))
+def test_distinct_chunks_are_exact_even_when_every_hash_collides(text, bits):
+    """A mask of 0 to 2 bits forces collisions: the bytes decide, as in the plain dict below."""
+    data, ends = chunk_ends(text)
+    chunk_of, firsts = distinct_chunks(data, ends, (1 << bits) - 1 if bits < 64 else -1)
+    numbering: dict[bytes, int] = {}
+    expected = [numbering.setdefault(chunk, len(numbering)) for chunk in _chunk_bytes(data, ends)]
+    assert chunk_of.tolist() == expected
+    assert [expected[f] for f in firsts.tolist()] == list(range(len(numbering)))

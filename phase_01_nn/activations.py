@@ -77,9 +77,15 @@ def gelu_backward(dout, cache):
     """Exact: d/dx [x Phi(x)] = Phi(x) + x phi(x) with phi the normal density.
     Tanh form, with s = sigmoid(2u): s + x * 2 s (1 - s) * sqrt(2/pi) (1 + 3 * 0.044715 x^2)."""
     x, cdf_or_s, approximate = cache
-    if approximate == "none":
-        density = np.exp(-0.5 * x * x) / math.sqrt(2.0 * math.pi)
-        return (dout * (cdf_or_s + x * density),)
+    if approximate == "none":  # in place in one array: no (..., H) temporaries besides dx
+        dx = x * x
+        dx *= -0.5
+        np.exp(dx, out=dx)
+        dx *= x
+        dx *= 1.0 / math.sqrt(2.0 * math.pi)  # now x phi(x)
+        dx += cdf_or_s
+        dx *= dout
+        return (dx,)
     s = cdf_or_s
     du_dx = SQRT_2_OVER_PI * (1.0 + 3.0 * GELU_TANH_CUBIC * x * x)
     return (dout * (s + x * 2.0 * s * (1.0 - s) * du_dx),)

@@ -1,7 +1,8 @@
 """``python -m phase_03_tokenization.bench``: this phase's tokenizers against their references.
 
-One table, every case measured in the same run, median of ``--repeats`` runs (the slow plain
-reference trainer runs once), with the ratio ours / reference (below 1: ours is faster):
+One table, every case measured in the same run, ours and the reference called alternately,
+median of ``--repeats`` runs each (the slow plain reference trainer runs once), with the ratio
+ours / reference (below 1: ours is faster):
 
 - training on Tiny Shakespeare to vocabulary 4096 with the GPT-2 pattern: the incremental numba
   trainer against Hugging Face ``tokenizers`` (the same split regex, byte-level, no prefix
@@ -9,7 +10,10 @@ reference trainer runs once), with the ratio ours / reference (below 1: ours is 
 - with ``--large``: training on the Python standard library's ``.py`` files concatenated
   (20 MB or more, built on this machine) to vocabulary 32768, against ``tokenizers``;
 - encoding all of Tiny Shakespeare with GPT-2's merges against tiktoken (one thread each,
-  ids identical); ours with an empty chunk cache, as on a first call.
+  ids identical; ours keeps no cache between calls, so every call is a first call), and the
+  same text cut into its paragraphs as a batch on every core, against tiktoken's
+  ``encode_ordinary_batch``; with ``--large``, the same two on the standard library's ``.py``
+  files (one text of 20 MB, then the files as a batch). MB/s are of UTF-8 input.
 
 The table goes to stdout and to ``<out>/bench.md``. Absolute times drift on a shared machine;
 the ratios, measured side by side, hold better.
@@ -42,12 +46,21 @@ from phase_03_tokenization.pretokenize import GPT2_PATTERN
 
 def median_seconds(run: Callable[[], object], repeats: int) -> tuple[float, object]:
     """The median wall time of ``repeats`` calls, and the last call's result."""
-    times, result = [], None
+    (seconds, result), = paired_medians([run], repeats)
+    return seconds, result
+
+
+def paired_medians(runs: list[Callable[[], object]], repeats: int) -> list[tuple[float, object]]:
+    """Each run's median wall time over ``repeats`` rounds in which every run is called once,
+    in turn (so a busy spell on a shared machine slows all of them), and its last result."""
+    times: list[list[float]] = [[] for _ in runs]
+    results: list[object] = [None] * len(runs)
     for _ in range(repeats):
-        started = time.perf_counter()
-        result = run()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times), result
+        for i, run in enumerate(runs):
+            started = time.perf_counter()
+            results[i] = run()
+            times[i].append(time.perf_counter() - started)
+    return [(statistics.median(t), r) for t, r in zip(times, results, strict=True)]
 
 
 def train_tokenizers(text: str, vocab_size: int) -> tokenizers.Tokenizer:
@@ -66,9 +79,9 @@ def train_tokenizers(text: str, vocab_size: int) -> tokenizers.Tokenizer:
     return tokenizer
 
 
-def stdlib_corpus(min_bytes: int = 20_000_000) -> str:
-    """The standard library's ``.py`` files (not site-packages), in sorted order, concatenated
-    until at least ``min_bytes`` of UTF-8; undecodable bytes become U+FFFD."""
+def stdlib_files(min_bytes: int = 20_000_000) -> list[str]:
+    """The standard library's ``.py`` files (not site-packages), in sorted order, until at
+    least ``min_bytes`` of UTF-8; undecodable bytes become U+FFFD."""
     root = Path(sysconfig.get_paths()["stdlib"])
     parts, size = [], 0
     for path in sorted(root.rglob("*.py")):
@@ -78,7 +91,7 @@ def stdlib_corpus(min_bytes: int = 20_000_000) -> str:
         parts.append(text)
         size += len(text.encode("utf-8"))
         if size >= min_bytes:
-            return "".join(parts)
+            return parts
     raise RuntimeError(f"the standard library at {root} holds only {size} bytes of .py files")
 
 
@@ -101,8 +114,9 @@ def _row(case, ours, reference_name, reference, goal, check) -> dict:
 def training_rows(name: str, text: str, vocab_size: int, repeats: int, goal: str,
                   with_reference: bool) -> list[dict]:
     case = f"train {name} ({len(text.encode('utf-8')) / 1e6:.1f} MB) to {vocab_size}"
-    ours, tokenizer = median_seconds(lambda: BPETokenizer.train(text, vocab_size), repeats)
-    theirs, hf = median_seconds(lambda: train_tokenizers(text, vocab_size), repeats)
+    (ours, tokenizer), (theirs, hf) = paired_medians(
+        [lambda: BPETokenizer.train(text, vocab_size),
+         lambda: train_tokenizers(text, vocab_size)], repeats)
     rows = [_row(case, ours, "HF tokenizers", theirs, goal,
                  f"vocab {tokenizer.vocab_size} vs {hf.get_vocab_size()}")]
     if with_reference:
@@ -113,21 +127,38 @@ def training_rows(name: str, text: str, vocab_size: int, repeats: int, goal: str
     return rows
 
 
-def encoding_rows(text: str, repeats: int) -> list[dict]:
+def encoding_rows(name: str, text: str, documents: list[str], repeats: int) -> list[dict]:
+    """``text`` encoded whole on one thread, and ``documents`` as a batch on every core, ours
+    against tiktoken, alternately; the ids must be identical."""
     ours = BPETokenizer.from_gpt2(corpus_path("gpt2-vocab"), corpus_path("gpt2-encoder"))
     reference = tiktoken_gpt2()
+    threads = os.cpu_count() or 1
+    (ours_s, ids), (theirs_s, expected) = paired_medians(
+        [lambda: ours.encode_ordinary(text), lambda: reference.encode_ordinary(text)], repeats)
+    (ours_batch_s, batch), (theirs_batch_s, expected_batch) = paired_medians(
+        [lambda: ours.encode_ordinary_batch(documents, num_threads=threads),
+         lambda: reference.encode_ordinary_batch(documents, num_threads=threads)], repeats)
+    mb = len(text.encode("utf-8")) / 1e6
+    batch_mb = sum(len(d.encode("utf-8")) for d in documents) / 1e6
 
-    def cold():
-        ours.clear_cache()  # every repeat starts with no chunk encoded yet
-        return ours.encode_ordinary(text)
+    def check(same: bool, seconds: float, reference_seconds: float, size: float) -> str:
+        return (f"ids {'identical' if same else 'DIFFERENT'}; "
+                f"{size / seconds:.1f} vs {size / reference_seconds:.1f} MB/s")
 
-    ours_s, ids = median_seconds(cold, repeats)
-    warm_s, _ = median_seconds(lambda: ours.encode_ordinary(text), repeats)
-    theirs_s, expected = median_seconds(lambda: reference.encode_ordinary(text), repeats)
-    same = "identical" if ids == expected else "DIFFERENT"
-    case = f"encode Tiny Shakespeare with GPT-2 ({len(ids)} ids)"
-    return [_row(case, ours_s, "tiktoken", theirs_s, "<= 2x", f"ids {same}"),
-            _row(case + ", cache warm", warm_s, "tiktoken", theirs_s, "", "")]
+    case = f"encode {name} ({mb:.1f} MB) with GPT-2, one thread"
+    batch_case = (f"encode {name} as {len(documents):,} documents with GPT-2, batch on "
+                  f"{threads} threads")
+    return [_row(case, ours_s, "tiktoken", theirs_s, "<= 1.0x",
+                 check(ids == expected, ours_s, theirs_s, mb)),
+            _row(batch_case, ours_batch_s, "tiktoken encode_ordinary_batch", theirs_batch_s,
+                 "<= 1.0x", check(batch == expected_batch, ours_batch_s, theirs_batch_s,
+                                  batch_mb))]
+
+
+def paragraphs(text: str) -> list[str]:
+    """``text`` cut after each blank line: pieces that join back to the text."""
+    pieces = text.split("\n\n")
+    return [piece + "\n\n" for piece in pieces[:-1]] + [pieces[-1]]
 
 
 def format_table(rows: list[dict], header: str) -> str:
@@ -161,12 +192,15 @@ def main(argv: list[str] | None = None) -> int:
 
     shakespeare = load_corpus("tinyshakespeare")
     BPETokenizer.train(shakespeare[:2000], 300).encode("numba compiles or loads its cache here")
-    rows = training_rows("Tiny Shakespeare", shakespeare, 4096, args.repeats, "<= 1.0x",
+    rows = training_rows("Tiny Shakespeare", shakespeare, 4096, args.repeats, "<= 0.25x",
                          not args.no_reference)
     if args.large:
-        rows += training_rows("stdlib .py", stdlib_corpus(), 32768, max(1, args.repeats // 2),
-                              "<= 1.5x", with_reference=False)
-    rows += encoding_rows(shakespeare, args.repeats)
+        files = stdlib_files()
+        rows += training_rows("stdlib .py", "".join(files), 32768, max(1, args.repeats // 2),
+                              "<= 0.2x", with_reference=False)
+    rows += encoding_rows("Tiny Shakespeare", shakespeare, paragraphs(shakespeare), args.repeats)
+    if args.large:
+        rows += encoding_rows("stdlib .py", "".join(files), files, max(1, args.repeats // 2))
 
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     table = format_table(rows, f"Measured {stamp} on {machine()}; medians of {args.repeats} "

@@ -21,13 +21,14 @@ from collections import Counter
 from itertools import pairwise
 
 import numpy as np
-from numba import njit, types
-from numba.typed import Dict
+from numba import njit
 
 from phase_03_tokenization.pretokenize import (
     GPT2_PATTERN,
     chunk_counts,
     distinct_chunk_arrays,
+    table_capacity,
+    table_slot,
 )
 
 N_BYTES = 256
@@ -104,8 +105,42 @@ def _key(a, b):
 
 
 @njit(cache=True)
-def _append_record(rec_pos, rec_next, n_rec, heads, key, pos):
-    """Push ``pos`` onto the linked list of places where pair ``key`` occurs; arrays grow."""
+def _find_pair(slots, keys, key):
+    """The slot of pair ``key`` in the open-addressing table ``slots`` (slot -> pair number,
+    -1 empty; ``keys[number]`` is the pair's key), or the empty slot where it would go."""
+    mask = slots.shape[0] - 1
+    i = table_slot(key, mask)
+    while slots[i] >= 0 and keys[slots[i]] != key:
+        i = (i + 1) & mask
+    return i
+
+
+@njit(cache=True)
+def _intern_pair(slots, keys, counts, heads, n_pairs, key):
+    """The number of pair ``key``, given the next free number if it is new (count 0, no
+    records); the arrays grow and the table is rebuilt, kept at most half full, as needed.
+    Returns the (possibly new) arrays, the pair count and the number."""
+    i = _find_pair(slots, keys, key)
+    if slots[i] >= 0:
+        return slots, keys, counts, heads, n_pairs, slots[i]
+    if n_pairs == keys.shape[0]:
+        keys, counts, heads = (np.concatenate((keys, np.empty(n_pairs, np.int64))),
+                               np.concatenate((counts, np.zeros(n_pairs, np.int64))),
+                               np.concatenate((heads, np.full(n_pairs, -1, np.int64))))
+    keys[n_pairs] = key
+    if 2 * (n_pairs + 1) > slots.shape[0]:
+        slots = np.full(2 * slots.shape[0], -1, dtype=np.int64)
+        for number in range(n_pairs + 1):
+            slots[_find_pair(slots, keys, keys[number])] = number
+    else:
+        slots[i] = n_pairs
+    return slots, keys, counts, heads, n_pairs + 1, n_pairs
+
+
+@njit(cache=True)
+def _append_record(rec_pos, rec_next, n_rec, heads, pair, pos):
+    """Push ``pos`` onto the linked list of places where pair number ``pair`` occurs; arrays
+    grow."""
     if n_rec == rec_pos.shape[0]:
         bigger_pos = np.empty(2 * n_rec, dtype=np.int64)
         bigger_next = np.empty(2 * n_rec, dtype=np.int64)
@@ -113,8 +148,8 @@ def _append_record(rec_pos, rec_next, n_rec, heads, key, pos):
         bigger_next[:n_rec] = rec_next
         rec_pos, rec_next = bigger_pos, bigger_next
     rec_pos[n_rec] = pos
-    rec_next[n_rec] = heads.get(key, -1)
-    heads[key] = n_rec
+    rec_next[n_rec] = heads[pair]
+    heads[pair] = n_rec
     return rec_pos, rec_next, n_rec + 1
 
 
@@ -123,11 +158,13 @@ def incremental_merges(data, offsets, weights, n_merges):
     """BPE merges of the chunks in (``data``, ``offsets``, ``weights``), as (k, 2) int64.
 
     Every byte of every chunk is a node of a doubly linked list (``prev``/``nxt``), holding its
-    current token id in ``sym``. ``counts`` maps a pair key to its weighted count; ``heads``
-    maps it to a linked list of positions where it occurred (entries go stale as merges happen
-    and are checked when read). The heap holds (-count, left, right); an entry whose count is out
-    of date is re-pushed with the current count when popped (counts of old pairs only fall, so
-    the first up-to-date entry popped is the true maximum, ties to the smallest pair).
+    current token id in ``sym``. Each pair key ``left << 32 | right`` ever seen gets a number
+    from an open-addressing hash table (``_intern_pair``); ``counts[number]`` is its weighted
+    count and ``heads[number]`` starts a linked list of positions where it occurred (entries go
+    stale as merges happen and are checked when read). The heap holds (-count, left, right); an
+    entry whose count is out of date is re-pushed with the current count when popped (counts of
+    old pairs only fall, so the first up-to-date entry popped is the true maximum, ties to the
+    smallest pair).
     """
     n = data.shape[0]
     sym = data.astype(np.int64)
@@ -141,20 +178,24 @@ def incremental_merges(data, offsets, weights, n_merges):
             nxt[i] = i + 1 if i + 1 < offsets[c + 1] else -1
             weight[i] = weights[c]
 
-    counts = Dict.empty(key_type=types.int64, value_type=types.int64)
-    heads = Dict.empty(key_type=types.int64, value_type=types.int64)
+    slots = np.full(table_capacity(16), -1, dtype=np.int64)
+    keys = np.empty(16, dtype=np.int64)
+    counts = np.zeros(16, dtype=np.int64)
+    heads = np.full(16, -1, dtype=np.int64)
+    n_pairs = 0
     rec_pos = np.empty(max(n, 16), dtype=np.int64)
     rec_next = np.empty(max(n, 16), dtype=np.int64)
     n_rec = 0
     for i in range(n):
         if nxt[i] >= 0:
-            key = _key(sym[i], sym[nxt[i]])
-            counts[key] = counts.get(key, 0) + weight[i]
-            rec_pos, rec_next, n_rec = _append_record(rec_pos, rec_next, n_rec, heads, key, i)
+            slots, keys, counts, heads, n_pairs, pair = _intern_pair(
+                slots, keys, counts, heads, n_pairs, _key(sym[i], sym[nxt[i]]))
+            counts[pair] += weight[i]
+            rec_pos, rec_next, n_rec = _append_record(rec_pos, rec_next, n_rec, heads, pair, i)
 
     heap = [(np.int64(0), np.int64(0), np.int64(0)) for _ in range(0)]
-    for key, count in counts.items():
-        heap.append((-count, key >> 32, key & 0xFFFFFFFF))
+    for pair in range(n_pairs):
+        heap.append((-counts[pair], keys[pair] >> 32, keys[pair] & 0xFFFFFFFF))
     heapq.heapify(heap)
 
     merges = np.empty((n_merges, 2), dtype=np.int64)
@@ -163,8 +204,8 @@ def incremental_merges(data, offsets, weights, n_merges):
     touched = np.empty(16, dtype=np.int64)
     while done < n_merges and len(heap) > 0:
         neg_count, a, b = heapq.heappop(heap)
-        key = _key(a, b)
-        current = counts.get(key, 0)
+        merged = slots[_find_pair(slots, keys, _key(a, b))]  # every pair in the heap has one
+        current = counts[merged]
         if current != -neg_count:
             if current > 0:
                 heapq.heappush(heap, (-current, a, b))
@@ -175,8 +216,8 @@ def incremental_merges(data, offsets, weights, n_merges):
         done += 1
 
         n_pos = 0
-        r = heads[key]
-        del heads[key]
+        r = heads[merged]
+        heads[merged] = -1
         while r != -1:
             if n_pos == positions.shape[0]:
                 bigger = np.empty(2 * n_pos, dtype=np.int64)
@@ -197,29 +238,32 @@ def incremental_merges(data, offsets, weights, n_merges):
                 bigger[:n_touched] = touched[:n_touched]
                 touched = bigger
             if left >= 0:
-                old, new = _key(sym[left], a), _key(sym[left], new_id)
-                counts[old] -= w
-                counts[new] = counts.get(new, 0) + w
+                counts[slots[_find_pair(slots, keys, _key(sym[left], a))]] -= w
+                slots, keys, counts, heads, n_pairs, new = _intern_pair(
+                    slots, keys, counts, heads, n_pairs, _key(sym[left], new_id))
+                counts[new] += w
                 rec_pos, rec_next, n_rec = _append_record(rec_pos, rec_next, n_rec, heads,
                                                           new, left)
                 touched[n_touched] = new
                 n_touched += 1
             if right >= 0:
-                old, new = _key(b, sym[right]), _key(new_id, sym[right])
-                counts[old] -= w
-                counts[new] = counts.get(new, 0) + w
+                counts[slots[_find_pair(slots, keys, _key(b, sym[right]))]] -= w
+                slots, keys, counts, heads, n_pairs, new = _intern_pair(
+                    slots, keys, counts, heads, n_pairs, _key(new_id, sym[right]))
+                counts[new] += w
                 rec_pos, rec_next, n_rec = _append_record(rec_pos, rec_next, n_rec, heads,
                                                           new, p)
                 touched[n_touched] = new
                 n_touched += 1
                 prev[right] = p
-            counts[key] -= w
+            counts[merged] -= w
             sym[p] = new_id
             nxt[p] = right
             alive[q] = False
-        del counts[key]
+        counts[merged] = 0
         for t in range(n_touched):
-            count = counts.get(touched[t], 0)
+            count = counts[touched[t]]
             if count > 0:
-                heapq.heappush(heap, (-count, touched[t] >> 32, touched[t] & 0xFFFFFFFF))
+                key = keys[touched[t]]
+                heapq.heappush(heap, (-count, key >> 32, key & 0xFFFFFFFF))
     return merges[:done]

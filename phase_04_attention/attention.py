@@ -44,8 +44,13 @@ class AttentionCache(NamedTuple):
     q: np.ndarray
     k: np.ndarray
     v: np.ndarray
-    weights: np.ndarray  # P: (..., Tq, Tk), rows sum to 1 (or 0 for a fully masked row)
+    weights: np.ndarray | None  # P: (..., Tq, Tk), rows sum to 1 (0 for a fully masked row)
     scale: float
+    # With keep_weights=False, P is None and these rebuild it in the backward:
+    y: np.ndarray | None = None  # the output P v: the backward's row sums use it
+    log_sum_exp: np.ndarray | None = None  # (..., Tq, 1)
+    causal: bool = False
+    mask: np.ndarray | None = None
 
 
 def _check_qkv(q: np.ndarray, k: np.ndarray, v: np.ndarray) -> None:
@@ -75,6 +80,13 @@ def masked_softmax(scores: np.ndarray) -> np.ndarray:
     A row that is masked everywhere has max -inf, and ``scores - max`` would be nan; for those
     rows the shift is 0 instead, every exp is 0, and the row of weights is all zeros.
     """
+    return softmax_and_log_sum_exp(scores)[0]
+
+
+def softmax_and_log_sum_exp(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``masked_softmax`` (in place), and each row's log sum exp (..., 1): the weights are then
+    exp(scores - log_sum_exp), which lets a backward rebuild them from the scores alone. A fully
+    masked row gets 0, so that its rebuilt weights are exp(-inf) = 0 as well."""
     m = scores.max(axis=-1, keepdims=True)
     if not np.all(np.isfinite(m)):
         m = np.where(np.isfinite(m), m, 0.0).astype(scores.dtype)
@@ -84,7 +96,31 @@ def masked_softmax(scores: np.ndarray) -> np.ndarray:
     if not np.all(total > 0):
         total = np.where(total > 0, total, 1.0).astype(scores.dtype)
     scores /= total
+    return scores, m + np.log(total)
+
+
+def _scores(q, k, scale, causal, mask):
+    """q k^T * scale, with -inf where the causal mask or ``mask`` forbids."""
+    scores = (q * q.dtype.type(scale)) @ np.swapaxes(k, -1, -2)  # scaling q: (T, D), not (T, T)
+    if causal:
+        scores += _causal_bias(q.shape[-2], k.shape[-2], scores.dtype)
+    if mask is not None:
+        scores = np.where(mask, scores, scores.dtype.type(-np.inf))
     return scores
+
+
+def _check_mask(mask, scores_shape) -> np.ndarray:
+    mask = np.asarray(mask)
+    if mask.dtype != bool:
+        raise TypeError(f"attention: mask must be boolean (True = may attend), got {mask.dtype}")
+    try:
+        np.broadcast_shapes(mask.shape, scores_shape)
+    except ValueError:
+        raise ValueError(
+            f"attention: mask of shape {mask.shape} does not broadcast to the scores' "
+            f"shape {scores_shape} (..., Tq, Tk)"
+        ) from None
+    return mask
 
 
 def scaled_dot_product_attention_forward(
@@ -95,56 +131,98 @@ def scaled_dot_product_attention_forward(
     mask: np.ndarray | None = None,
     causal: bool = False,
     scale: float | None = None,
+    keep_weights: bool = True,
 ):
     """q: (..., Tq, D), k: (..., Tk, D), v: (..., Tk, Dv) -> y: (..., Tq, Dv).
 
     y = P v with P = softmax(q k^T * scale), scale = 1/sqrt(D) unless given. ``mask`` is a bool
     array broadcastable to (..., Tq, Tk), True where a query may attend; ``causal`` adds the
     causal mask. A query that may attend nowhere gets zero weights and a zero output.
+
+    ``keep_weights=False`` keeps each row's log-sum-exp instead of P, and the backward rebuilds
+    P = exp(q k^T * scale - log_sum_exp) with one more matmul: (..., Tq, 1) held instead of
+    (..., Tq, Tk), as FlashAttention and torch's fused CPU kernel do (Dao et al. 2022). Both
+    passes then also go one index of the first axis at a time (one sequence of a batch), so
+    that a single slice of the (..., Tq, Tk) scores exists at once; the plain path keeps P.
     """
     _check_qkv(q, k, v)
-    t_q, t_k = q.shape[-2], k.shape[-2]
     scale = 1.0 / np.sqrt(q.shape[-1]) if scale is None else float(scale)
-    scores = q @ np.swapaxes(k, -1, -2)
-    scores *= scores.dtype.type(scale)
-    if causal:
-        scores += _causal_bias(t_q, t_k, scores.dtype)
     if mask is not None:
-        mask = np.asarray(mask)
-        if mask.dtype != bool:
-            raise TypeError(
-                f"attention: mask must be boolean (True = may attend), got {mask.dtype}"
-            )
-        try:
-            np.broadcast_shapes(mask.shape, scores.shape)
-        except ValueError:
-            raise ValueError(
-                f"attention: mask of shape {mask.shape} does not broadcast to the scores' "
-                f"shape {scores.shape} (..., Tq, Tk)"
-            ) from None
-        scores = np.where(mask, scores, scores.dtype.type(-np.inf))
-    weights = masked_softmax(scores)
-    y = weights @ v
-    return y, AttentionCache(q, k, v, weights, scale)
+        mask = _check_mask(mask, (*q.shape[:-1], k.shape[-2]))
+    if keep_weights or q.ndim < 3:
+        weights, log_sum_exp = softmax_and_log_sum_exp(_scores(q, k, scale, causal, mask))
+        y = weights @ v
+        if keep_weights:
+            return y, AttentionCache(q, k, v, weights, scale)
+        return y, AttentionCache(q, k, v, None, scale, y, log_sum_exp, causal, mask)
+    dtype = np.result_type(q, k, v)
+    y = np.empty((*q.shape[:-1], v.shape[-1]), dtype=dtype)
+    log_sum_exp = np.empty((*q.shape[:-1], 1), dtype=np.result_type(q, k))
+    for i, mask_i in enumerate(_mask_slices(mask, q, k)):
+        weights, log_sum_exp[i] = softmax_and_log_sum_exp(_scores(q[i], k[i], scale, causal,
+                                                                  mask_i))
+        y[i] = weights @ v[i]
+    return y, AttentionCache(q, k, v, None, scale, y, log_sum_exp, causal, mask)
+
+
+def _mask_slices(mask, q, k):
+    """``mask`` for each index of the first axis (None for each when there is no mask)."""
+    if mask is None:
+        return [None] * q.shape[0]
+    return list(np.broadcast_to(mask, (*q.shape[:-1], k.shape[-2])))
 
 
 def scaled_dot_product_attention_backward(dy: np.ndarray, cache: AttentionCache):
-    """dv = P^T dy; dP = dy v^T; dS = P * (dP - rowsum(dP * P)); dq = dS k s; dk = dS^T q s."""
-    q, k, v, weights, scale = cache
-    dv = np.swapaxes(weights, -1, -2) @ dy
-    d_weights = dy @ np.swapaxes(v, -1, -2)
-    d_weights -= np.sum(d_weights * weights, axis=-1, keepdims=True)
-    d_scores = d_weights
-    d_scores *= weights
-    d_scores *= d_scores.dtype.type(scale)
-    dq = d_scores @ k
-    dk = np.swapaxes(d_scores, -1, -2) @ q
+    """dv = P^T dy; dP = dy v^T; dS = P * (dP - rowsum(dP * P)); dq = dS k s; dk = dS^T q s.
+    The scale multiplies dq and dk, (.., T, D), rather than dS, (.., Tq, Tk).
+
+    A cache without P (``keep_weights=False``) rebuilds it one index of the first axis at a
+    time, and takes rowsum(dP * P) for query i as dy_i . y_i: it is sum_j P_ij (dy_i . v_j),
+    and y_i = sum_j P_ij v_j, so a dot product over D replaces a pass over the (Tq, Tk) matrix
+    (FlashAttention's D_i, Dao et al. 2022). Equal in exact arithmetic, not in rounding: where
+    a query sees one key, dP - rowsum(dP * P) is exactly 0 the plain way and a rounding error
+    the fast way, which is why the plain way stays the reference."""
+    q, k, v, weights, scale, y, log_sum_exp, causal, mask = cache
+    if weights is not None or q.ndim < 3:
+        dq, dk, dv = _backward_given_weights(dy, q, k, v, attention_weights(cache), None)
+    else:
+        row_dot = np.sum(dy * y, axis=-1, keepdims=True)
+        dq, dk, dv = np.empty(q.shape, dy.dtype), np.empty(k.shape, dy.dtype), np.empty_like(dy)
+        for i, mask_i in enumerate(_mask_slices(mask, q, k)):
+            weights_i = _rebuilt_weights(q[i], k[i], scale, causal, mask_i, log_sum_exp[i])
+            dq[i], dk[i], dv[i] = _backward_given_weights(dy[i], q[i], k[i], v[i], weights_i,
+                                                           row_dot[i])
+    dq *= dq.dtype.type(scale)
+    dk *= dk.dtype.type(scale)
     return dq, dk, dv
 
 
+def _backward_given_weights(dy, q, k, v, weights, row_dot):
+    """(dq, dk, dv) before the scale; ``row_dot`` = rowsum(dP * P) if known, else None."""
+    dv = np.swapaxes(weights, -1, -2) @ dy
+    d_weights = dy @ np.swapaxes(v, -1, -2)
+    if row_dot is None:
+        row_dot = np.sum(d_weights * weights, axis=-1, keepdims=True)
+    d_weights -= row_dot
+    d_scores = d_weights
+    d_scores *= weights
+    return d_scores @ k, np.swapaxes(d_scores, -1, -2) @ q, dv
+
+
+def _rebuilt_weights(q, k, scale, causal, mask, log_sum_exp):
+    """P = exp(q k^T * scale - log_sum_exp), masked entries exp(-inf) = 0."""
+    scores = _scores(q, k, scale, causal, mask)
+    scores -= log_sum_exp
+    return np.exp(scores, out=scores)
+
+
 def attention_weights(cache: AttentionCache) -> np.ndarray:
-    """The attention matrix P (..., Tq, Tk) that a forward pass used."""
-    return cache.weights
+    """The attention matrix P (..., Tq, Tk) that a forward pass used (rebuilt from the scores
+    and the log-sum-exp when the forward did not keep it)."""
+    if cache.weights is not None:
+        return cache.weights
+    return _rebuilt_weights(cache.q, cache.k, cache.scale, cache.causal, cache.mask,
+                            cache.log_sum_exp)
 
 
 def attention_entropy(weights: np.ndarray) -> np.ndarray:
@@ -232,25 +310,35 @@ def multi_head_self_attention_forward(
     if b_qkv is not None:
         qkv += b_qkv
     q, k, v = qkv.reshape(b, t, 3, n_head, d).transpose(2, 0, 3, 1, 4)  # each (B, H, T, D)
-    heads, attention = scaled_dot_product_attention_forward(q, k, v, mask=mask, causal=causal)
-    merged = heads.transpose(0, 2, 1, 3).reshape(b, t, c)
-    y = merged @ w_o
+    heads, attention = scaled_dot_product_attention_forward(q, k, v, mask=mask, causal=causal,
+                                                            keep_weights=False)
+    y = _merge_heads(heads) @ w_o
     if b_o is not None:
         y += b_o
-    return y, (x, w_qkv, w_o, merged, attention, b_qkv is not None, b_o is not None)
+    # the merged heads are not kept: the backward merges the output in the attention's cache again
+    return y, (x, w_qkv, w_o, attention, b_qkv is not None, b_o is not None)
+
+
+def _merge_heads(heads: np.ndarray) -> np.ndarray:
+    """(B, H, T, D) -> (B, T, H * D), contiguous: the heads side by side for ``w_o``."""
+    b, n_head, t, d = heads.shape
+    return heads.transpose(0, 2, 1, 3).reshape(b, t, n_head * d)
 
 
 def multi_head_self_attention_backward(dy: np.ndarray, cache):
     """Back through w_o, the batched attention, then the fused qkv projection."""
-    x, w_qkv, w_o, merged, attention, has_b_qkv, has_b_o = cache
+    x, w_qkv, w_o, attention, has_b_qkv, has_b_o = cache
     b, t, c = x.shape
     n_head, d = attention.q.shape[1], attention.q.shape[3]
     dy2 = dy.reshape(-1, c)
-    dw_o = merged.reshape(-1, c).T @ dy2
+    dw_o = _merge_heads(attention.y).reshape(-1, c).T @ dy2
     db_o = dy2.sum(axis=0) if has_b_o else None
     d_heads = (dy @ w_o.T).reshape(b, t, n_head, d).transpose(0, 2, 1, 3)
     dq, dk, dv = scaled_dot_product_attention_backward(d_heads, attention)
-    d_qkv = np.stack((dq, dk, dv)).transpose(1, 3, 0, 2, 4).reshape(b * t, 3 * c)
+    d_qkv = np.empty((b, t, 3, n_head, d), dtype=dq.dtype)  # GPT-2's [q | k | v] columns
+    for i, grad in enumerate((dq, dk, dv)):
+        d_qkv[:, :, i] = grad.transpose(0, 2, 1, 3)
+    d_qkv = d_qkv.reshape(b * t, 3 * c)
     dx = (d_qkv @ w_qkv.T).reshape(b, t, c)
     dw_qkv = x.reshape(-1, c).T @ d_qkv
     db_qkv = d_qkv.sum(axis=0) if has_b_qkv else None
@@ -259,7 +347,7 @@ def multi_head_self_attention_backward(dy: np.ndarray, cache):
 
 def multi_head_attention_weights(cache) -> np.ndarray:
     """The (B, H, T, T) attention weights of a multi-head forward pass."""
-    return cache[4].weights
+    return attention_weights(cache[3])
 
 
 class SelfAttention(Module):
@@ -314,8 +402,13 @@ class MultiHeadSelfAttention(Module):
             self.add_param("b_o", np.zeros(n_embd, dtype=dtype))
         self.n_head = n_head
         self.causal = causal
-        self.last_weights: np.ndarray | None = None
         self._cache = None
+
+    @property
+    def last_weights(self) -> np.ndarray | None:
+        """The (B, H, T, T) weights of the last forward, rebuilt on request (the forward keeps
+        only their log-sum-exp), or None before any forward."""
+        return None if self._cache is None else multi_head_attention_weights(self._cache)
 
     def forward(self, x, mask=None):
         p = self.params
@@ -323,7 +416,6 @@ class MultiHeadSelfAttention(Module):
             x, p["w_qkv"], p.get("b_qkv"), p["w_o"], p.get("b_o"),
             n_head=self.n_head, causal=self.causal, mask=mask,
         )
-        self.last_weights = multi_head_attention_weights(self._cache)
         return y
 
     def backward(self, dy):

@@ -2,10 +2,13 @@
 
 The same model (weights copied across), the same batches, float32, the same number of threads,
 one full training step each: forward, backward, global-norm clipping and AdamW. Each
-(implementation, preset) runs in its own process, so that its peak memory is its own and the
-thread settings take effect before NumPy or torch loads its BLAS. Prints a table with
-milliseconds per step, tokens per second, the peak memory the steps added, and NumPy / torch.
-Results: ``phase_06_torch_parity/notes/03_speed.md``.
+(implementation, preset, threads) runs in its own process, so that its peak memory is its own
+and the thread settings take effect before NumPy or torch loads its BLAS. The two sides are
+interleaved: ``--rounds`` rounds, each running NumPy then torch (torch first in every other
+round), so that a machine shared with other jobs slows both alike. Prints a table with the
+medians over the rounds of milliseconds per step (each the median of its timed steps), tokens
+per second, the peak memory the steps added, and NumPy / torch (the median of the rounds'
+ratios). Results: ``phase_06_torch_parity/notes/03_speed.md``.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -118,14 +122,40 @@ def run_worker(implementation: str, preset: str, steps: int, warmup: int, thread
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def interleaved(presets: list[str], threads: list[int], rounds: int, steps: int,
+                warmup: int) -> list[dict]:
+    """Every (preset, threads) pair timed ``rounds`` times, NumPy and torch back to back (the
+    order swapped each round), summarised as one row per (preset, threads, implementation)."""
+    rows = []
+    for preset in presets:
+        for n in threads:
+            runs: dict[str, list[dict]] = {name: [] for name in IMPLEMENTATIONS}
+            for r in range(rounds):
+                for implementation in IMPLEMENTATIONS[::1 if r % 2 == 0 else -1]:
+                    result = run_worker(implementation, preset, steps, warmup, n)
+                    runs[implementation].append(result)
+                    print(f"round {r + 1}/{rounds}: {implementation} on {preset}, {n} thread(s): "
+                          f"{result['ms_per_step']:.1f} ms/step", file=sys.stderr, flush=True)
+            ratios = [a["ms_per_step"] / b["ms_per_step"]
+                      for a, b in zip(runs["numpy"], runs["torch"], strict=True)]
+            for implementation, results in runs.items():
+                ms = statistics.median(r["ms_per_step"] for r in results)
+                rows.append({**results[0], "ms_per_step": ms,
+                             "tokens_per_s": results[0]["tokens_per_s"]
+                             * results[0]["ms_per_step"] / ms,
+                             "peak_step_mib": statistics.median(r["peak_step_mib"]
+                                                                for r in results),
+                             "rounds": [r["ms_per_step"] for r in results],
+                             "ratio": statistics.median(ratios)
+                             if implementation == "numpy" else None})
+    return rows
+
+
 def table(results: list[dict]) -> str:
     lines = ["| preset | implementation | threads | ms / step | tokens / s | peak MiB added "
              "| NumPy / torch |", "|---|---|---|---:|---:|---:|---:|"]
-    by_key = {(r["preset"], r["implementation"]): r for r in results}
     for r in results:
-        torch_ms = by_key.get((r["preset"], "torch"), {}).get("ms_per_step")
-        ratio = f"{r['ms_per_step'] / torch_ms:.2f}x" if (
-            r["implementation"] == "numpy" and torch_ms) else ""
+        ratio = "" if r.get("ratio") is None else f"{r['ratio']:.2f}x"
         lines.append(f"| {r['preset']} | {r['implementation']} | {r['threads']} | "
                      f"{r['ms_per_step']:.1f} | {r['tokens_per_s']:,.0f} | "
                      f"{r['peak_step_mib']:.0f} | {ratio} |")
@@ -139,27 +169,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--preset", choices=[*PRESETS, "all"], default="all")
     parser.add_argument("--steps", type=int, default=20, help="timed steps (median reported)")
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps first")
-    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1,
-                        help="BLAS / torch threads for both (default: all cores)")
+    parser.add_argument("--threads", type=int, nargs="+",
+                        default=sorted({1, os.cpu_count() or 1}),
+                        help="BLAS / torch thread counts, each timed for both (default: 1 and "
+                             "all cores)")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="NumPy / torch pairs per case, interleaved (medians reported)")
     parser.add_argument("--out", type=Path, default=Path("runs/phase_06/bench"),
                         help="where the table (Markdown) and results (JSON) go")
     parser.add_argument("--worker", choices=IMPLEMENTATIONS, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.steps < 1 or args.warmup < 0 or args.threads < 1:
-        parser.error("--steps and --threads must be >= 1, --warmup >= 0")
+    if args.steps < 1 or args.warmup < 0 or min(args.threads) < 1 or args.rounds < 1:
+        parser.error("--steps, --threads and --rounds must be >= 1, --warmup >= 0")
     if args.worker:
         print(json.dumps(worker(args.worker, args.preset, args.steps, args.warmup,
-                                args.threads)))
+                                args.threads[0])))
         return 0
 
     presets = list(PRESETS) if args.preset == "all" else [args.preset]
-    results = []
-    for preset in presets:
-        for implementation in IMPLEMENTATIONS:
-            print(f"timing {implementation} on {preset} ({args.steps} steps)...",
-                  file=sys.stderr, flush=True)
-            results.append(run_worker(implementation, preset, args.steps, args.warmup,
-                                      args.threads))
+    results = interleaved(presets, args.threads, args.rounds, args.steps, args.warmup)
     text = table(results)
     print(text)
     args.out.mkdir(parents=True, exist_ok=True)

@@ -4,11 +4,19 @@ import numpy as np
 import pytest
 from hypothesis import given
 
-from phase_00_math.erf import erf, erf_reference, erfc, erfc_reference, normal_cdf
+from phase_00_math.erf import (
+    erf,
+    erf_reference,
+    erfc,
+    erfc_reference,
+    normal_cdf,
+    normal_cdf_reference,
+)
 from phase_00_math.strategies import seeds, shapes
 
 
-@pytest.mark.parametrize(("kernel", "reference"), [(erf, erf_reference), (erfc, erfc_reference)])
+@pytest.mark.parametrize(("kernel", "reference"), [(erf, erf_reference), (erfc, erfc_reference),
+                                                   (normal_cdf, normal_cdf_reference)])
 @given(shape=shapes(min_dims=0), seed=seeds())
 def test_kernels_match_references(kernel, reference, shape, seed):
     x = 3.0 * np.random.default_rng(seed).standard_normal(shape)
@@ -36,3 +44,12 @@ def test_keeps_float32_and_accepts_non_contiguous():
     out = erf(x)
     assert out.dtype == np.float32 and out.shape == (4, 3)
     np.testing.assert_allclose(out, erf_reference(x), rtol=1e-6)
+
+
+@given(shape=shapes(min_dims=0), seed=seeds())
+def test_the_normal_cdf_kernel_keeps_float32_within_rounding(shape, seed):
+    """In float32 the kernel rounds once (it works in float64 inside), the composition at each
+    step: they agree to a few float32 ulps, and the kernel keeps the dtype."""
+    x = (3.0 * np.random.default_rng(seed).standard_normal(shape)).astype(np.float32)
+    assert normal_cdf(x).dtype == np.float32
+    np.testing.assert_allclose(normal_cdf(x), normal_cdf_reference(x), rtol=1e-6, atol=1e-7)

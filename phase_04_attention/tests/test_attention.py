@@ -211,3 +211,41 @@ def test_modules_accumulate_gradients_and_expose_weights(module_class):
         _, cache = multi_head_self_attention_forward(
             x, *(layer.params[n] for n in ("w_qkv", "b_qkv", "w_o", "b_o")), n_head=2, causal=True)
         np.testing.assert_array_equal(multi_head_attention_weights(cache), layer.last_weights)
+
+
+@given(seed=seeds(), lead=st.sampled_from([(), (3,), (2, 3)]), causal=st.booleans(),
+       masked=st.sampled_from(["none", "random", "empty rows"]),
+       dtype=st.sampled_from([np.float64, np.float32]))
+def test_rebuilding_the_weights_equals_keeping_them(seed, lead, causal, masked, dtype):
+    """``keep_weights=False`` (log-sum-exp kept, P rebuilt in the backward, one sequence at a
+    time, rowsum(dP * P) as dy . y) against the plain path that keeps P: the same output and
+    gradients to rounding, queries that see nothing included."""
+    rng = np.random.default_rng(seed)
+    t, d = 5, 4
+    q, k, v = (rng.standard_normal((*lead, t, d)).astype(dtype) for _ in range(3))
+    mask = None if masked == "none" else rng.random((*lead, t, t)) < 0.6
+    if masked == "empty rows":
+        mask[..., 1, :] = False
+    dy = rng.standard_normal((*lead, t, d)).astype(dtype)
+    options = {"causal": causal, "mask": mask}
+    y_plain, plain = scaled_dot_product_attention_forward(q, k, v, **options)
+    y_fast, fast = scaled_dot_product_attention_forward(q, k, v, keep_weights=False, **options)
+    assert fast.weights is None and y_fast.dtype == y_plain.dtype
+    tol = {"rtol": 1e-5, "atol": 1e-5} if dtype == np.float32 else {"rtol": 1e-10,
+                                                                     "atol": 1e-12}
+    np.testing.assert_allclose(y_fast, y_plain, **tol)
+    np.testing.assert_allclose(attention_weights(fast), attention_weights(plain), **tol)
+    for fast_grad, plain_grad in zip(scaled_dot_product_attention_backward(dy, fast),
+                                     scaled_dot_product_attention_backward(dy, plain),
+                                     strict=True):
+        assert fast_grad.dtype == plain_grad.dtype
+        np.testing.assert_allclose(fast_grad, plain_grad, **tol)
+
+
+@given(seed=seeds())
+def test_rebuilt_weights_pass_the_gradient_check(seed):
+    rng = np.random.default_rng(seed)
+    q, k, v = (rng.standard_normal((2, 3, 4, 3)) for _ in range(3))
+
+    check_gradients(scaled_dot_product_attention_forward, scaled_dot_product_attention_backward,
+                    q, k, v, causal=True, keep_weights=False)

@@ -23,6 +23,7 @@ from phase_03_tokenization.gpt2_encoding import read_gpt2_files
 from phase_03_tokenization.pretokenize import (
     GPT2_PATTERN,
     chunk_ends,
+    concatenate_chunks,
     distinct_chunks,
     gather_chunks,
     split_on_special_tokens,
@@ -124,20 +125,23 @@ def encode_chunks(data, offsets, byte_ids, table):
 def encode_text(data, ends, byte_ids, table):
     """The ids of a whole text given as chunks (``data`` (N,) uint8, chunk ends ``ends``, as
     ``pretokenize.py::chunk_ends`` gives them): each distinct chunk is merged once
-    (``encode_chunks``), then every chunk's ids are copied out in order."""
+    (``encode_chunks``), then every chunk's ids are copied out in order. Returns the ids and
+    where each chunk's ids end among them."""
     chunk_of, firsts = distinct_chunks(data, ends)
     distinct_data, distinct_offsets = gather_chunks(data, ends, firsts)
     ids, id_offsets = encode_chunks(distinct_data, distinct_offsets, byte_ids, table)
+    id_ends = np.empty(chunk_of.shape[0], dtype=np.int64)
     total = 0
     for c in range(chunk_of.shape[0]):
         total += id_offsets[chunk_of[c] + 1] - id_offsets[chunk_of[c]]
+        id_ends[c] = total
     out = np.empty(total, dtype=np.int64)
     written = 0
     for c in range(chunk_of.shape[0]):
         start, end = id_offsets[chunk_of[c]], id_offsets[chunk_of[c] + 1]
         out[written:written + end - start] = ids[start:end]
         written += end - start
-    return out
+    return out, id_ends
 
 
 # ---------------------------------------------------------------------------- the tokenizer
@@ -197,18 +201,30 @@ class BPETokenizer:
     def encode_ordinary(self, text: str) -> list[int]:
         """The ids of ``text``, reading special-token strings as plain text."""
         data, ends = chunk_ends(text, self.pattern)
-        return encode_text(data, ends, self.byte_ids, self._table).tolist()
+        return encode_text(data, ends, self.byte_ids, self._table)[0].tolist()
 
     def encode_ordinary_batch(self, texts, *, num_threads: int | None = None) -> list[list[int]]:
-        """``encode_ordinary`` of each text, on ``num_threads`` threads (default: every core).
-        The kernels release the GIL, so the threads run at once (as tiktoken's
-        ``encode_ordinary_batch``)."""
+        """``encode_ordinary`` of each text, on ``num_threads`` threads (default: every core),
+        as tiktoken's ``encode_ordinary_batch``. Each thread takes a run of consecutive texts
+        and encodes them in one kernel call (a chunk repeated across texts is merged once);
+        the kernels release the GIL, so the threads run at once."""
         texts = list(texts)
         workers = max(1, min(num_threads or os.cpu_count() or 1, len(texts)))
+        bounds = np.linspace(0, len(texts), workers + 1).astype(int)
+        runs = [texts[a:b] for a, b in pairwise(bounds)]
         if workers == 1:
-            return [self.encode_ordinary(text) for text in texts]
+            return self._encode_run(texts)
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            return list(pool.map(self.encode_ordinary, texts))
+            return [ids for run in pool.map(self._encode_run, runs) for ids in run]
+
+    def _encode_run(self, texts: list[str]) -> list[list[int]]:
+        """Several texts' ids from one ``encode_text`` over their chunks laid end to end."""
+        pieces = [chunk_ends(text, self.pattern) for text in texts]
+        ids, id_ends = encode_text(*concatenate_chunks(pieces), self.byte_ids, self._table)
+        chunk_bounds = np.cumsum([0] + [len(ends) for _, ends in pieces])
+        id_bounds = np.concatenate(([0], id_ends))[chunk_bounds].tolist()
+        ids = ids.tolist()
+        return [ids[a:b] for a, b in pairwise(id_bounds)]
 
     def encode(self, text: str, *, allowed_special=()) -> list[int]:
         """The ids of ``text``. A special token in the text is an error unless it is in

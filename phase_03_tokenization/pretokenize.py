@@ -246,18 +246,24 @@ def gather_chunks(data, ends, picks):
     return out, offsets
 
 
+def concatenate_chunks(pieces: list[tuple[np.ndarray, np.ndarray]]):
+    """Several (``data``, ``ends``) of ``chunk_ends`` as one: the bytes end to end, the ends
+    shifted; no chunk spans two pieces."""
+    sizes = np.cumsum([0] + [len(data) for data, _ in pieces], dtype=np.int64)[:-1]
+    data = np.concatenate([d for d, _ in pieces] or [np.zeros(0, np.uint8)])
+    ends = np.concatenate([e + size for (_, e), size in zip(pieces, sizes, strict=True)]
+                          or [np.zeros(0, np.int64)])
+    return data, ends
+
+
 def distinct_chunk_arrays(text: str, pattern: str = GPT2_PATTERN, special_tokens=(), *,
                           min_length: int = 1):
     """``chunk_counts`` as flat arrays, with no Python string per chunk: the distinct chunks
     of at least ``min_length`` bytes laid end to end, ``data`` (N,) uint8 and ``offsets``
     (k+1,), and how often each occurs, ``weights`` (k,), in order of first occurrence."""
-    pieces = [chunk_ends(piece, pattern)
-              for piece, is_special in split_on_special_tokens(text, special_tokens)
-              if not is_special]
-    sizes = np.cumsum([0] + [len(data) for data, _ in pieces], dtype=np.int64)[:-1]
-    data = np.concatenate([d for d, _ in pieces] or [np.zeros(0, np.uint8)])
-    ends = np.concatenate([e + size for (_, e), size in zip(pieces, sizes, strict=True)]
-                          or [np.zeros(0, np.int64)])
+    data, ends = concatenate_chunks([chunk_ends(piece, pattern) for piece, is_special
+                                     in split_on_special_tokens(text, special_tokens)
+                                     if not is_special])
     chunk_of, firsts = distinct_chunks(data, ends)
     weights = np.bincount(chunk_of, minlength=len(firsts))
     lengths = ends[firsts] - np.where(firsts > 0, ends[firsts - 1], 0)

@@ -142,8 +142,8 @@ def scaled_dot_product_attention_forward(
     ``keep_weights=False`` keeps each row's log-sum-exp instead of P, and the backward rebuilds
     P = exp(q k^T * scale - log_sum_exp) with one more matmul: (..., Tq, 1) held instead of
     (..., Tq, Tk), as FlashAttention and torch's fused CPU kernel do (Dao et al. 2022). Both
-    passes then also go one index of the first axis at a time (one sequence of a batch), so
-    that a single slice of the (..., Tq, Tk) scores exists at once; the plain path keeps P.
+    passes then also go a few indices of the first axis at a time (sequences of a batch), so
+    that only a slice of the (..., Tq, Tk) scores exists at once; the plain path keeps P.
     """
     _check_qkv(q, k, v)
     scale = 1.0 / np.sqrt(q.shape[-1]) if scale is None else float(scale)
@@ -158,25 +158,32 @@ def scaled_dot_product_attention_forward(
     dtype = np.result_type(q, k, v)
     y = np.empty((*q.shape[:-1], v.shape[-1]), dtype=dtype)
     log_sum_exp = np.empty((*q.shape[:-1], 1), dtype=np.result_type(q, k))
-    for i, mask_i in enumerate(_mask_slices(mask, q, k)):
+    for i, mask_i in _slices(q, k, mask):
         weights, log_sum_exp[i] = softmax_and_log_sum_exp(_scores(q[i], k[i], scale, causal,
                                                                   mask_i))
         y[i] = weights @ v[i]
     return y, AttentionCache(q, k, v, None, scale, y, log_sum_exp, causal, mask)
 
 
-def _mask_slices(mask, q, k):
-    """``mask`` for each index of the first axis (None for each when there is no mask)."""
-    if mask is None:
-        return [None] * q.shape[0]
-    return list(np.broadcast_to(mask, (*q.shape[:-1], k.shape[-2])))
+SCORES_SLICE_BYTES = 2 << 20  # how much of the (..., Tq, Tk) scores may exist at once
+
+
+def _slices(q, k, mask):
+    """Runs of the first axis, each with its part of ``mask`` (or None): as many indices as
+    keep a slice of the scores within ``SCORES_SLICE_BYTES``, so that a small batch is one
+    slice (no Python loop) and a large one is cut into a few."""
+    per_index = q[:1].size // q.shape[-1] * k.shape[-2] * q.dtype.itemsize
+    step = max(1, SCORES_SLICE_BYTES // max(per_index, 1))
+    full = None if mask is None else np.broadcast_to(mask, (*q.shape[:-1], k.shape[-2]))
+    return [(slice(i, i + step), None if full is None else full[i:i + step])
+            for i in range(0, q.shape[0], step)]
 
 
 def scaled_dot_product_attention_backward(dy: np.ndarray, cache: AttentionCache):
     """dv = P^T dy; dP = dy v^T; dS = P * (dP - rowsum(dP * P)); dq = dS k s; dk = dS^T q s.
     The scale multiplies dq and dk, (.., T, D), rather than dS, (.., Tq, Tk).
 
-    A cache without P (``keep_weights=False``) rebuilds it one index of the first axis at a
+    A cache without P (``keep_weights=False``) rebuilds it a slice of the first axis at a
     time, and takes rowsum(dP * P) for query i as dy_i . y_i: it is sum_j P_ij (dy_i . v_j),
     and y_i = sum_j P_ij v_j, so a dot product over D replaces a pass over the (Tq, Tk) matrix
     (FlashAttention's D_i, Dao et al. 2022). Equal in exact arithmetic, not in rounding: where
@@ -188,7 +195,7 @@ def scaled_dot_product_attention_backward(dy: np.ndarray, cache: AttentionCache)
     else:
         row_dot = np.sum(dy * y, axis=-1, keepdims=True)
         dq, dk, dv = np.empty(q.shape, dy.dtype), np.empty(k.shape, dy.dtype), np.empty_like(dy)
-        for i, mask_i in enumerate(_mask_slices(mask, q, k)):
+        for i, mask_i in _slices(q, k, mask):
             weights_i = _rebuilt_weights(q[i], k[i], scale, causal, mask_i, log_sum_exp[i])
             dq[i], dk[i], dv[i] = _backward_given_weights(dy[i], q[i], k[i], v[i], weights_i,
                                                            row_dot[i])

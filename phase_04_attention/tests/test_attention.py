@@ -6,6 +6,7 @@ from hypothesis import strategies as st
 from phase_00_math.gradcheck import check_gradients
 from phase_00_math.strategies import seeds, sizes
 from phase_01_nn.module import check_module_gradients
+from phase_04_attention import attention
 from phase_04_attention.attention import (
     MultiHeadSelfAttention,
     SelfAttention,
@@ -215,11 +216,22 @@ def test_modules_accumulate_gradients_and_expose_weights(module_class):
 
 @given(seed=seeds(), lead=st.sampled_from([(), (3,), (2, 3)]), causal=st.booleans(),
        masked=st.sampled_from(["none", "random", "empty rows"]),
-       dtype=st.sampled_from([np.float64, np.float32]))
-def test_rebuilding_the_weights_equals_keeping_them(seed, lead, causal, masked, dtype):
-    """``keep_weights=False`` (log-sum-exp kept, P rebuilt in the backward, one sequence at a
-    time, rowsum(dP * P) as dy . y) against the plain path that keeps P: the same output and
-    gradients to rounding, queries that see nothing included."""
+       dtype=st.sampled_from([np.float64, np.float32]), one_at_a_time=st.booleans())
+def test_rebuilding_the_weights_equals_keeping_them(seed, lead, causal, masked, dtype,
+                                                    one_at_a_time):
+    """``keep_weights=False`` (log-sum-exp kept, P rebuilt in the backward, slices of the
+    batch, rowsum(dP * P) as dy . y) against the plain path that keeps P: the same output and
+    gradients to rounding, queries that see nothing included; with a 1-byte budget every
+    index of the first axis is its own slice."""
+    budget = attention.SCORES_SLICE_BYTES
+    attention.SCORES_SLICE_BYTES = 1 if one_at_a_time else budget
+    try:
+        _compare_rebuilt_with_kept(seed, lead, causal, masked, dtype)
+    finally:
+        attention.SCORES_SLICE_BYTES = budget
+
+
+def _compare_rebuilt_with_kept(seed, lead, causal, masked, dtype):
     rng = np.random.default_rng(seed)
     t, d = 5, 4
     q, k, v = (rng.standard_normal((*lead, t, d)).astype(dtype) for _ in range(3))

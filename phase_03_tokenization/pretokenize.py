@@ -155,10 +155,11 @@ def utf8_offsets(cps, ends):
 
 @njit(cache=True, nogil=True)
 def _chunk_hash(data, start, end):
-    """FNV-1a over data[start:end], in wrapping int64 arithmetic."""
-    h = np.int64(-3750763034362895579)  # FNV's 64-bit offset basis, as a signed integer
+    """32-bit FNV-1a over data[start:end]. Kept below 2**32 at every step, so that no product
+    overflows int64 (with NUMBA_DISABLE_JIT, NumPy would warn on an overflow)."""
+    h = np.int64(2166136261)  # FNV's 32-bit offset basis
     for i in range(start, end):
-        h = (h ^ np.int64(data[i])) * np.int64(1099511628211)
+        h = ((h ^ np.int64(data[i])) * np.int64(16777619)) & np.int64(0xFFFFFFFF)
     return h
 
 
@@ -174,9 +175,10 @@ def _same_bytes(data, start_a, end_a, start_b, end_b):
 
 @njit(cache=True, nogil=True)
 def table_slot(key, mask):
-    """Where an int64 key starts its search in a table of mask + 1 (a power of two) slots: the
-    key's bits mixed (a multiply-xorshift), so that close keys land far apart."""
-    h = (key ^ (key >> 31)) * np.int64(-7046029254386353131)
+    """Where a non-negative int64 key starts its search in a table of mask + 1 (a power of
+    two) slots: the key folded to 32 bits and mixed (a multiply-xorshift), so that close keys
+    land far apart; the product stays below 2**63."""
+    h = ((key ^ (key >> 32)) & np.int64(0xFFFFFFFF)) * np.int64(1540483477)
     return (h ^ (h >> 29)) & mask
 
 

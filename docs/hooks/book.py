@@ -1,0 +1,252 @@
+"""MkDocs hooks that turn the repository into the book at build time.
+
+- The phases' notes (with their figures) and papers/ are added to the site at the paths they
+  have in the repository, so every relative link written for GitHub works unchanged.
+- Every Python file of a phase (tests aside) gets a generated code page, `path/file.py.md`,
+  with one heading per function, class and method, and a hidden anchor per module constant.
+- Every `path/file.py::name` pointer in a chapter becomes a link to that heading; `--strict`
+  with anchor validation turns a pointer to a missing name into a failed build.
+- The navigation is built in phase order from the tree: index, chapters, appendices, code.
+- MathJax is copied from the django-static-mathjax wheel into assets/mathjax/, so the math is
+  served by the site itself and reading it needs no network.
+
+Nothing here writes into the repository; the generated pages exist only in the build.
+"""
+
+from __future__ import annotations
+
+import ast
+import logging
+import posixpath
+import re
+from pathlib import Path
+
+from mkdocs.structure.files import File, Files
+
+ROOT = Path(__file__).resolve().parents[2]
+PHASE_DIR = re.compile(r"^phase_(\d{2})_([a-z0-9_]+)$")
+# A pointer or a file path in backticks that is not already the text of a link.
+CODE_REFERENCE = re.compile(r"(?<!\[)`((?:[\w.-]+/)*[\w.-]+\.py)(?:::([A-Za-z_][\w.]*))?`(?!\]\()")
+FENCE = re.compile(r"^\s*(```|~~~)")
+FORMULA = re.compile(r'<(span|div) class="arithmatex">(.*?)</\1>', re.DOTALL)
+CODE_OR_MATH = re.compile(r"<(pre|code)\b.*?</\1>", re.DOTALL)
+log = logging.getLogger("mkdocs.plugins.book")
+MATHJAX_PARTS = ("tex-chtml.js", "input/tex/extensions", "output/chtml", "ui", "a11y")
+
+
+def phase_dirs() -> list[Path]:
+    return sorted(p for p in ROOT.iterdir() if p.is_dir() and PHASE_DIR.match(p.name))
+
+
+def rel(path: Path) -> str:
+    return path.relative_to(ROOT).as_posix()
+
+
+def note_pages(phase: Path) -> tuple[list[Path], list[Path], list[Path]]:
+    """(index, chapters, appendices) of a phase's notes, each in file-name order."""
+    pages = sorted((phase / "notes").glob("*.md"))
+    index = [p for p in pages if p.name == "README.md"]
+    appendices = [p for p in pages if p.name.startswith("appendix")]
+    chapters = [p for p in pages if p not in index and p not in appendices]
+    return index, chapters, appendices
+
+
+def code_files(phase: Path) -> list[Path]:
+    return sorted(p for p in phase.rglob("*.py")
+                  if "tests" not in p.relative_to(phase).parts and p.name != "__init__.py")
+
+
+def code_page_uri(py_path: str) -> str:
+    return f"{py_path}.md"
+
+
+def phase_title(phase: Path) -> str:
+    number, words = PHASE_DIR.match(phase.name).groups()
+    return f"Phase {int(number)}: {words.replace('_', ' ')}"
+
+
+# --- navigation -------------------------------------------------------------------------------
+
+def phase_nav(phase: Path) -> list:
+    index, chapters, appendices = note_pages(phase)
+    entries: list = [rel(p) for p in index + chapters]
+    if appendices:
+        entries.append({"Appendices": [rel(p) for p in appendices]})
+    code = [{rel(p): code_page_uri(rel(p))} for p in code_files(phase)]
+    if code:
+        entries.append({"Code": code})
+    return entries
+
+
+def on_config(config):
+    papers = sorted((ROOT / "papers").glob("*.md"))
+    readme = [rel(p) for p in papers if p.name == "README.md"]
+    config["nav"] = (
+        [{"Home": "index.md"}]
+        + [{phase_title(phase): phase_nav(phase)} for phase in phase_dirs()]
+        + [{"Papers": readme + [rel(p) for p in papers if p.name != "README.md"]}]
+    )
+    return config
+
+
+# --- files ------------------------------------------------------------------------------------
+
+def repository_file(config, path: Path) -> File:
+    return File.generated(config, rel(path), abs_src_path=str(path))
+
+
+def mathjax_root() -> Path:
+    import mathjax  # the django-static-mathjax wheel; a dependency of the docs extra
+
+    return Path(mathjax.__file__).parent / "static" / "mathjax" / "es5"
+
+
+def mathjax_files(config) -> list[File]:
+    source = mathjax_root()
+    found = []
+    for part in MATHJAX_PARTS:
+        target = source / part
+        paths = [target] if target.is_file() else sorted(
+            p for p in target.rglob("*") if p.is_file())
+        found += [File.generated(config, f"assets/mathjax/{p.relative_to(source).as_posix()}",
+                                 abs_src_path=str(p)) for p in paths]
+    return found
+
+
+def on_files(files: Files, config) -> Files:
+    for phase in phase_dirs():
+        notes = phase / "notes"
+        for path in sorted(p for p in notes.rglob("*") if p.is_file()):
+            files.append(repository_file(config, path))
+        for path in code_files(phase):
+            files.append(File.generated(config, code_page_uri(rel(path)),
+                                        content=code_page(path)))
+    for path in sorted(p for p in (ROOT / "papers").rglob("*") if p.is_file()):
+        files.append(repository_file(config, path))
+    for file in mathjax_files(config):
+        files.append(file)
+    return files
+
+
+# --- code pages -------------------------------------------------------------------------------
+
+def start_line(node: ast.AST, lines: list[str]) -> int:
+    """First line of a definition, with its decorators and the comment lines right above it."""
+    first = min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", [])])
+    while first > 1 and lines[first - 2].lstrip().startswith("#"):
+        first -= 1
+    return first
+
+
+def assigned_names(node: ast.AST) -> list[str]:
+    if isinstance(node, ast.Assign):
+        return [t.id for t in node.targets if isinstance(t, ast.Name)]
+    if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+        return [node.target.id]
+    return []
+
+
+def sections(body: list[ast.stmt], lines: list[str], first: int, last: int, prefix: str,
+             level: int) -> list[tuple[str | None, int, int, int, list[str]]]:
+    """Split lines first..last into (name, heading level, start, end, constants) pieces, one
+    per definition in body; methods of a class become pieces of their own one level down."""
+    defs = [n for n in body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef,
+                                               ast.ClassDef))]
+    starts = [start_line(n, lines) for n in defs]
+    pieces = []
+    head_end = (starts[0] - 1) if defs else last
+    constants = [f"{prefix}{name}" for n in body if n.lineno <= head_end
+                 for name in assigned_names(n)]
+    pieces.append((None, level, first, head_end, constants))
+    for i, node in enumerate(defs):
+        end = (starts[i + 1] - 1) if i + 1 < len(defs) else last
+        name = f"{prefix}{node.name}"
+        after = [f"{prefix}{nm}" for n in body if starts[i] < n.lineno <= end
+                 for nm in assigned_names(n)]
+        if isinstance(node, ast.ClassDef):
+            inner = sections(node.body, lines, starts[i], end, f"{name}.", level + 1)
+            _, _, head_start, head_end, attributes = inner[0]
+            pieces.append((name, level, head_start, head_end, attributes + after))
+            pieces += inner[1:]
+        else:
+            pieces.append((name, level, starts[i], end, after))
+    return pieces
+
+
+def fenced(lines: list[str], start: int, end: int) -> str:
+    chunk = lines[start - 1:end]
+    while chunk and not chunk[-1].strip():
+        chunk.pop()
+    if not chunk:
+        return ""
+    longest = max((len(run) for run in re.findall(r"`+", "\n".join(chunk))), default=0)
+    fence = "`" * max(3, longest + 1)
+    return f'{fence} python linenums="{start}"\n' + "\n".join(chunk) + f"\n{fence}\n"
+
+
+def code_page(path: Path) -> str:
+    source = path.read_text(encoding="utf-8")
+    lines = source.splitlines()
+    tree = ast.parse(source)
+    parts = [f"# `{rel(path)}`\n",
+             "The source as it is in the repository; each heading is a name the notes can "
+             "point to as `file.py::name`.\n"]
+    for name, level, start, end, constants in sections(tree.body, lines, 1, len(lines), "", 2):
+        if name is not None:
+            parts.append(f"{'#' * level} `{name}` {{ #{name} }}\n")
+        parts += [f'<a id="{constant}"></a>\n' for constant in constants]
+        block = fenced(lines, start, end)
+        if block:
+            parts.append(block)
+    return "\n".join(parts)
+
+
+# --- pointers as links ------------------------------------------------------------------------
+
+def link_code_references(markdown: str, page_uri: str, code_pages: set[str]) -> str:
+    """Turn `path.py::name` and `path.py` in backticks into links to the code pages, outside
+    fenced code blocks."""
+    here = posixpath.dirname(page_uri)
+    out, in_fence = [], False
+
+    def to_link(match: re.Match) -> str:
+        path, name = match.group(1), match.group(2)
+        target = code_page_uri(path)
+        if target not in code_pages:
+            return match.group(0)
+        href = posixpath.relpath(target, here or ".") + (f"#{name}" if name else "")
+        return f"[{match.group(0)}]({href})"
+
+    for line in markdown.split("\n"):
+        if FENCE.match(line):
+            in_fence = not in_fence
+        out.append(line if in_fence else CODE_REFERENCE.sub(to_link, line))
+    return "\n".join(out)
+
+
+def on_page_markdown(markdown: str, page, config, files: Files) -> str:
+    if page.file.src_uri.endswith(".py.md"):
+        return markdown
+    code_pages = {f.src_uri for f in files if f.src_uri.endswith(".py.md")}
+    return link_code_references(markdown, page.file.src_uri, code_pages)
+
+
+# --- math that did not parse ------------------------------------------------------------------
+
+def math_problems(html: str) -> list[str]:
+    """Raw TeX that arithmatex could not delimit: a dollar sign inside a formula (two display
+    blocks on adjacent lines read as one) or a `$$` left in the text."""
+    problems = [f"a formula holds a raw $: {body.strip()[:60]!r}"
+                for _, body in FORMULA.findall(html) if "$" in body]
+    prose = FORMULA.sub("", CODE_OR_MATH.sub("", html))
+    if "$$" in prose:
+        at = prose.index("$$")
+        problems.append(f"a $$ outside any formula: {prose[max(0, at - 40):at + 20]!r}")
+    return problems
+
+
+def on_page_content(html: str, page, config, files: Files) -> str:
+    for problem in math_problems(html):
+        log.warning("%s: %s; put each $$...$$ block between blank lines", page.file.src_uri,
+                    problem)
+    return html

@@ -1,0 +1,167 @@
+"""The rendered book, checked in a real browser.
+
+The site is built with `mkdocs build --strict` (or taken from $TFS_SITE_DIR, where CI has just
+built it), served from a loopback address, and opened by headless Chromium with every host name
+made unresolvable, so nothing can come from the network. On three chapters it checks that
+MathJax typeset every formula without an error and left no raw TeX in the text, that every
+`file.py::name` pointer is a link to a page holding that name's anchor, and it keeps a
+screenshot. Without Chromium or MkDocs it is skipped, with the reason, except in CI (CI set),
+where it must run.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import importlib.util
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import urllib.request
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import urldefrag, urljoin
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PAGES = (
+    "phase_00_math/notes/02_calculus.html",
+    "phase_01_nn/notes/02_backpropagation.html",
+    "phase_05_transformer_numpy/notes/01_layer_norm.html",
+)
+BROWSERS = ("chromium", "chromium-browser", "google-chrome")
+POINTER_TEXT = re.compile(r"\.py::\w")
+# Typeset math stays in: its MathML copy holds the formula's characters, so a stray $ shows.
+HIDDEN_TAGS = {"script", "style", "code", "pre"}
+
+
+def required(reason: str) -> None:
+    """Skip with the reason on a learner's machine; in CI the book must be checked."""
+    if os.environ.get("CI"):
+        pytest.fail(f"{reason}, and CI must run the browser test")
+    pytest.skip(reason)
+
+
+def browser() -> str:
+    found = next((path for name in BROWSERS if (path := shutil.which(name))), None)
+    if found is None:
+        required("no Chromium on PATH (Debian: apt-get install chromium)")
+    return found
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory) -> Path:
+    if os.environ.get("TFS_SITE_DIR"):
+        return Path(os.environ["TFS_SITE_DIR"])
+    if importlib.util.find_spec("mkdocs") is None:
+        required('MkDocs is not installed (pip install -e ".[docs]")')
+    out = tmp_path_factory.mktemp("site")
+    subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--quiet",
+                    "--site-dir", str(out)], cwd=ROOT, check=True)
+    return out
+
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format, *args):  # noqa: A002 - the base class's signature
+        pass
+
+
+@pytest.fixture(scope="module")
+def base_url(site: Path):
+    handler = functools.partial(QuietHandler, directory=str(site))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/"
+    server.shutdown()
+    server.server_close()
+
+
+def chromium(url: str, profile: Path, *extra: str) -> subprocess.CompletedProcess:
+    """Headless Chromium, offline: every host name fails to resolve, only 127.0.0.1 answers.
+    The virtual time budget lets MathJax finish before the DOM or the picture is taken."""
+    command = [browser(), "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+               f"--user-data-dir={profile}",
+               "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
+               "--virtual-time-budget=20000", *extra, url]
+    return subprocess.run(command, capture_output=True, text=True, timeout=120, check=True)
+
+
+class PageReader(HTMLParser):
+    """The visible text outside code and typeset math, the links, and the math counts."""
+
+    def __init__(self):
+        super().__init__()
+        self.text: list[str] = []
+        self.links: list[tuple[str, str]] = []
+        self.ids: set[str] = set()
+        self.math_sources = 0
+        self.typeset = 0
+        self.errors = 0
+        self._hidden = 0
+        self._link: list | None = None
+
+    def handle_starttag(self, tag, attrs):
+        attributes = dict(attrs)
+        if "id" in attributes:
+            self.ids.add(attributes["id"])
+        if "arithmatex" in (attributes.get("class") or "").split():
+            self.math_sources += 1
+        self.typeset += tag == "mjx-container"
+        self.errors += tag == "mjx-merror"
+        if tag in HIDDEN_TAGS:
+            self._hidden += 1
+        if tag == "a" and "href" in attributes:
+            self._link = [attributes["href"], ""]
+
+    def handle_endtag(self, tag):
+        if tag in HIDDEN_TAGS:
+            self._hidden -= 1
+        if tag == "a" and self._link is not None:
+            self.links.append(tuple(self._link))
+            self._link = None
+
+    def handle_data(self, data):
+        if self._link is not None:
+            self._link[1] += data
+        if not self._hidden:
+            self.text.append(data)
+
+
+def read(html: str) -> PageReader:
+    reader = PageReader()
+    reader.feed(html)
+    return reader
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_a_chapter_renders_offline_with_math_and_code_links(page, base_url, tmp_path):
+    url = urljoin(base_url, page)
+    rendered = read(chromium(url, tmp_path / "profile", "--dump-dom").stdout)
+
+    assert rendered.math_sources > 0, f"{page}: no math found to typeset"
+    assert rendered.typeset >= rendered.math_sources, \
+        f"{page}: {rendered.typeset} of {rendered.math_sources} formulas typeset by MathJax"
+    assert rendered.errors == 0, f"{page}: MathJax reported {rendered.errors} TeX errors"
+    visible = " ".join(rendered.text)
+    for raw in ("$", "\\(", "\\["):
+        assert raw not in visible, f"{page}: raw TeX {raw!r} left in the visible text"
+
+    pointers = [(href, text) for href, text in rendered.links if POINTER_TEXT.search(text)]
+    assert pointers, f"{page}: no file.py::name pointer rendered as a link"
+    for href, text in pointers:
+        target, anchor = urldefrag(urljoin(url, href))
+        name = text.split("::")[1]
+        with urllib.request.urlopen(target, timeout=10) as response:
+            assert response.status == 200, f"{page}: {text} -> {target}"
+            target_ids = read(response.read().decode("utf-8")).ids
+        assert anchor == name and anchor in target_ids, f"{page}: {text} -> {href}"
+
+    screenshot = tmp_path / (Path(page).stem + ".png")
+    chromium(url, tmp_path / "profile", f"--screenshot={screenshot}", "--window-size=1280,1600",
+             "--hide-scrollbars")
+    assert screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -61,6 +61,12 @@ def code_page_uri(py_path: str) -> str:
 
 
 def phase_title(phase: Path) -> str:
+    """The title of the phase's notes index (its first line), else one made from its name."""
+    index = phase / "notes" / "README.md"
+    if index.is_file():
+        first = index.read_text(encoding="utf-8").splitlines()[0]
+        if first.startswith("# "):
+            return first[2:].strip()
     number, words = PHASE_DIR.match(phase.name).groups()
     return f"Phase {int(number)}: {words.replace('_', ' ')}"
 
@@ -72,7 +78,7 @@ def phase_nav(phase: Path) -> list:
     entries: list = [rel(p) for p in index + chapters]
     if appendices:
         entries.append({"Appendices": [rel(p) for p in appendices]})
-    code = [{rel(p): code_page_uri(rel(p))} for p in code_files(phase)]
+    code = [{p.relative_to(phase).as_posix(): code_page_uri(rel(p))} for p in code_files(phase)]
     if code:
         entries.append({"Code": code})
     return entries
@@ -147,9 +153,10 @@ def assigned_names(node: ast.AST) -> list[str]:
 
 
 def sections(body: list[ast.stmt], lines: list[str], first: int, last: int, prefix: str,
-             level: int) -> list[tuple[str | None, int, int, int, list[str]]]:
-    """Split lines first..last into (name, heading level, start, end, constants) pieces, one
-    per definition in body; methods of a class become pieces of their own one level down."""
+             level: int) -> list[tuple[str | None, str, int, int, int, list[str]]]:
+    """Split lines first..last into (name, kind, heading level, start, end, constants) pieces,
+    one per definition in body; methods of a class become pieces of their own one level down.
+    The first piece, with no name, is what comes before the first definition."""
     defs = [n for n in body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef,
                                                ast.ClassDef))]
     starts = [start_line(n, lines) for n in defs]
@@ -157,7 +164,7 @@ def sections(body: list[ast.stmt], lines: list[str], first: int, last: int, pref
     head_end = (starts[0] - 1) if defs else last
     constants = [f"{prefix}{name}" for n in body if n.lineno <= head_end
                  for name in assigned_names(n)]
-    pieces.append((None, level, first, head_end, constants))
+    pieces.append((None, "", level, first, head_end, constants))
     for i, node in enumerate(defs):
         end = (starts[i + 1] - 1) if i + 1 < len(defs) else last
         name = f"{prefix}{node.name}"
@@ -165,11 +172,11 @@ def sections(body: list[ast.stmt], lines: list[str], first: int, last: int, pref
                  for nm in assigned_names(n)]
         if isinstance(node, ast.ClassDef):
             inner = sections(node.body, lines, starts[i], end, f"{name}.", level + 1)
-            _, _, head_start, head_end, attributes = inner[0]
-            pieces.append((name, level, head_start, head_end, attributes + after))
+            _, _, _, head_start, head_end, attributes = inner[0]
+            pieces.append((name, "class", level, head_start, head_end, attributes + after))
             pieces += inner[1:]
         else:
-            pieces.append((name, level, starts[i], end, after))
+            pieces.append((name, "def", level, starts[i], end, after))
     return pieces
 
 
@@ -191,10 +198,14 @@ def code_page(path: Path) -> str:
     parts = [f"# `{rel(path)}`\n",
              "The source as it is in the repository; each heading is a name the notes can "
              "point to as `file.py::name`.\n"]
-    for name, level, start, end, constants in sections(tree.body, lines, 1, len(lines), "", 2):
+    for name, kind, level, start, end, constants in sections(tree.body, lines, 1, len(lines),
+                                                             "", 2):
+        # The pointer's target is an anchor named exactly as the pointer spells it; the heading
+        # keeps its own generated id, so no id appears twice on the page.
+        anchors = ([name] if name is not None else []) + constants
+        parts += [f'<a id="{anchor}"></a>\n' for anchor in anchors]
         if name is not None:
-            parts.append(f"{'#' * level} `{name}` {{ #{name} }}\n")
-        parts += [f'<a id="{constant}"></a>\n' for constant in constants]
+            parts.append(f"{'#' * level} {kind} `{name}`\n")
         block = fenced(lines, start, end)
         if block:
             parts.append(block)

@@ -1,28 +1,8 @@
 import pytest
 import torch
 
-from phase_01_nn.metrics import read_metrics
-from phase_07_gpt.checkpoint import load_checkpoint
 from phase_07_gpt.model import GPT, GPTConfig
 from phase_07_gpt.muon import MuonWithAdamW, hidden_matrices, muon_param_groups, newton_schulz
-from phase_07_gpt.presets import TrainConfig
-from phase_07_gpt.train import make_optimizer, train
-
-TEXT = "".join(f"{w} the quick brown fox jumps over the lazy dog. " for w in range(300))
-
-
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory):
-    path = tmp_path_factory.mktemp("corpus") / "fox.txt"
-    path.write_text(TEXT, encoding="utf-8")
-    return str(path)
-
-
-def _config(corpus, **overrides):
-    base = dict(data=corpus, block_size=16, n_layer=2, n_head=2, n_embd=16, batch_size=4,
-                max_iters=8, warmup_iters=2, eval_interval=4, eval_iters=2, device="cpu",
-                threads=1, optimizer="muon")
-    return TrainConfig(**{**base, **overrides})
 
 
 @pytest.mark.parametrize("shape", [(8, 8), (6, 20), (20, 6)])
@@ -78,23 +58,3 @@ def test_muon_refuses_a_vector():
     with pytest.raises(ValueError, match="matrices only"):
         MuonWithAdamW([{"params": [torch.nn.Parameter(torch.zeros(3))], "use_muon": True}],
                       lr=1e-3)
-
-
-def test_the_trainer_with_muon_learns_and_resumes_to_the_bit(corpus, tmp_path):
-    config = _config(corpus, max_iters=40, eval_interval=20, lr=3e-3)
-    model = GPT(config.model_config(vocab_size=20))
-    assert isinstance(make_optimizer(model, config, torch.device("cpu")), MuonWithAdamW)
-    whole = train(config, tmp_path / "whole", quiet=True)
-    first = next(r for r in read_metrics(tmp_path / "whole" / "metrics.jsonl") if "val_loss" in r)
-    assert whole["final_val_loss"] < first["val_loss"] - 0.5
-    train(config, tmp_path / "split", quiet=True, stop_after=30)  # checkpoint at 20
-    resumed = train(config, tmp_path / "split", quiet=True, resume=True)
-    assert resumed["final_val_loss"] == whole["final_val_loss"]
-    a = load_checkpoint(tmp_path / "whole" / "ckpt.pt")["model"]
-    b = load_checkpoint(tmp_path / "split" / "ckpt.pt")["model"]
-    assert all(torch.equal(a[name], b[name]) for name in a)
-
-
-def test_an_unknown_optimizer_fails_clearly(corpus):
-    with pytest.raises(ValueError, match="optimizer must be one of"):
-        _config(corpus, optimizer="sgd")

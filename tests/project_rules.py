@@ -84,3 +84,51 @@ def broken_pointers(root: Path = ROOT) -> list[str]:
                 elif name not in defined_names(target.read_text(encoding="utf-8")):
                     problems.append(f"{where} (no such definition)")
     return problems
+
+
+INDEX = "README.md"
+CHECK_YOURSELF = "## Check yourself"
+ANSWER = "<details><summary>Answer</summary>"
+LINKED_PAGE = re.compile(r"\]\(([\w.-]+\.md)(?:#[^)]*)?\)")
+QUESTION = re.compile(r"^\d+\. ", flags=re.MULTILINE)
+
+
+def chapters(phase: Path) -> list[Path]:
+    """A phase's numbered chapters: its notes but the index and the appendices."""
+    return sorted(p for p in (phase / "notes").glob("*.md")
+                  if p.name != INDEX and not p.name.startswith("appendix"))
+
+
+def index_problems(root: Path = ROOT) -> list[str]:
+    """Every phase without a notes index, and every page of its notes the index does not link."""
+    problems = []
+    for phase in phase_dirs(root):
+        index = phase / "notes" / INDEX
+        if not index.is_file():
+            problems.append(f"{phase.name}: no notes/{INDEX}")
+            continue
+        linked = set(LINKED_PAGE.findall(index.read_text(encoding="utf-8")))
+        problems += [f"{page.relative_to(root)}: not linked from notes/{INDEX}"
+                     for page in sorted((phase / "notes").glob("*.md"))
+                     if page.name != INDEX and page.name not in linked]
+    return problems
+
+
+def check_yourself_problems(root: Path = ROOT) -> list[str]:
+    """Every chapter without a closing "Check yourself" of 3 to 5 numbered questions, each with
+    a collapsible answer."""
+    problems = []
+    for phase in phase_dirs(root):
+        for chapter in chapters(phase):
+            where = str(chapter.relative_to(root))
+            text = chapter.read_text(encoding="utf-8")
+            if CHECK_YOURSELF not in text:
+                problems.append(f"{where}: no '{CHECK_YOURSELF}'")
+                continue
+            section = text.split(CHECK_YOURSELF, 1)[1].split("\n## ", 1)[0]
+            questions, answers = len(QUESTION.findall(section)), section.count(ANSWER)
+            if not 3 <= questions <= 5:
+                problems.append(f"{where}: {questions} questions (3 to 5 wanted)")
+            if answers != questions:
+                problems.append(f"{where}: {answers} answers to {questions} questions")
+    return problems

@@ -11,6 +11,7 @@ where it must run.
 
 from __future__ import annotations
 
+import ast
 import functools
 import http.server
 import importlib.util
@@ -63,6 +64,54 @@ def site(tmp_path_factory) -> Path:
     subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--quiet",
                     "--site-dir", str(out)], cwd=ROOT, check=True)
     return out
+
+
+@pytest.fixture(scope="module")
+def hook():
+    """The build hook (docs/hooks/book.py), loaded as MkDocs loads it."""
+    if importlib.util.find_spec("mkdocs") is None:
+        required('MkDocs is not installed (pip install -e ".[docs]")')
+    spec = importlib.util.spec_from_file_location("book_hook", ROOT / "docs/hooks/book.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_pointers_become_links_outside_code_blocks_only(hook):
+    pages = {"phase_01_nn/linear.py.md"}
+    text = ("See `phase_01_nn/linear.py::linear_backward` and `phase_01_nn/linear.py`.\n"
+            "```python\n`phase_01_nn/linear.py::linear_backward`\n```\n"
+            "Already a link: [`phase_01_nn/linear.py::x`](elsewhere.md); "
+            "no page: `phase_01_nn/gone.py::f`.")
+    linked = hook.link_code_references(text, "phase_01_nn/notes/02_backpropagation.md", pages)
+    assert linked.split("\n") == [
+        "See [`phase_01_nn/linear.py::linear_backward`](../linear.py.md#linear_backward) and "
+        "[`phase_01_nn/linear.py`](../linear.py.md).",
+        "```python", "`phase_01_nn/linear.py::linear_backward`", "```",
+        "Already a link: [`phase_01_nn/linear.py::x`](elsewhere.md); "
+        "no page: `phase_01_nn/gone.py::f`.",
+    ]
+
+
+def test_a_code_page_anchors_every_name_a_pointer_can_name(hook):
+    source = ('"""Doc."""\nLIMIT = 3\n\n\n# Why.\ndef f(x):\n    return x\n\n\n'
+              "class Box:\n    SIZE = 2\n\n    def __init__(self):\n        pass\n")
+    lines = source.splitlines()
+    pieces = hook.sections(ast.parse(source).body, lines, 1, len(lines), "", 2)
+    names = [name for name, *_ in pieces if name]
+    constants = [constant for *_, piece_constants in pieces for constant in piece_constants]
+    assert sorted(names + constants) == ["Box", "Box.SIZE", "Box.__init__", "LIMIT", "f"]
+    starts = {name: start for name, _, _, start, _, _ in pieces}
+    assert starts["f"] == 5, "the comment above a definition belongs to its piece"
+
+
+def test_math_that_arithmatex_could_not_delimit_is_reported(hook):
+    fine = r'<p><span class="arithmatex">\(x^2\)</span> and <code>$$</code></p>'
+    assert hook.math_problems(fine) == []
+    joined = '<div class="arithmatex">\\[a\\]$$\n$$b\\]</div>'
+    assert [p.split(":")[0] for p in hook.math_problems(joined)] == ["a formula holds a raw $"]
+    stray = hook.math_problems("<p>left $$x$$ raw</p>")
+    assert [p.split(":")[0] for p in stray] == ["a $$ outside any formula"]
 
 
 class QuietHandler(http.server.SimpleHTTPRequestHandler):

@@ -3,11 +3,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.project_rules import (
     ROOT,
     broken_pointers,
+    check_yourself_problems,
     defined_names,
     import_violations,
+    index_problems,
     note_files,
     phase_dirs,
 )
@@ -91,3 +95,42 @@ def test_a_phase_marker_selects_exactly_that_phase():
     collected = [line for line in result.stdout.splitlines() if "::" in line]
     assert collected, result.stdout + result.stderr
     assert {Path(line.split("::")[0]).parts[0] for line in collected} == {phase}
+
+
+def _of_phase(problems: list[str], phase: str) -> list[str]:
+    return [problem for problem in problems if problem.startswith(phase)]
+
+
+@pytest.mark.parametrize("phase", [p.name for p in phase_dirs()])
+def test_every_phase_has_a_notes_index_that_links_every_page(phase):
+    assert _of_phase(index_problems(), phase) == []
+
+
+@pytest.mark.parametrize("phase", [p.name for p in phase_dirs()])
+def test_every_chapter_ends_with_check_yourself_questions_and_answers(phase):
+    assert _of_phase(check_yourself_problems(), phase) == []
+
+
+def test_index_and_check_yourself_rules_catch_planted_violations(tmp_path):
+    answered = "".join(f"{n}. Why?\n\n   <details><summary>Answer</summary>\n\n   So.\n\n"
+                       f"   </details>\n\n" for n in (1, 2, 3))
+    good = tmp_path / "phase_00_math" / "notes"
+    good.mkdir(parents=True)
+    (good / "README.md").write_text("[one](01_one.md), [appendix](appendix_a_log.md#top)\n")
+    (good / "01_one.md").write_text(f"# One\n\n## Check yourself\n\n{answered}")
+    (good / "appendix_a_log.md").write_text("# A log, no questions needed\n")
+    bad = tmp_path / "phase_01_nn" / "notes"
+    bad.mkdir(parents=True)
+    (bad / "README.md").write_text("[one](01_one.md)\n")
+    (bad / "01_one.md").write_text("# One\n\n## Check yourself\n\n1. Why?\n2. How?\n"
+                                   "3. What?\n\n## Later section\n")
+    (bad / "02_two.md").write_text("# Two, unlisted and without questions\n")
+    (tmp_path / "phase_02_sequence" / "notes").mkdir(parents=True)
+    assert index_problems(tmp_path) == [
+        "phase_01_nn/notes/02_two.md: not linked from notes/README.md",
+        "phase_02_sequence: no notes/README.md",
+    ]
+    assert check_yourself_problems(tmp_path) == [
+        "phase_01_nn/notes/01_one.md: 0 answers to 3 questions",
+        "phase_01_nn/notes/02_two.md: no '## Check yourself'",
+    ]

@@ -28,6 +28,8 @@ PHASE_DIR = re.compile(r"^phase_(\d{2})_([a-z0-9_]+)$")
 # A pointer or a file path in backticks that is not already the text of a link.
 CODE_REFERENCE = re.compile(r"(?<!\[)`((?:[\w.-]+/)*[\w.-]+\.py)(?:::([A-Za-z_][\w.]*))?`(?!\]\()")
 FENCE = re.compile(r"^\s*(```|~~~)")
+# A relative link to a folder, as GitHub readers write it to show the folder's README.
+FOLDER_LINK = re.compile(r"\]\((?!\w+:)([^)#\s]+/)\)")
 FORMULA = re.compile(r'<(span|div) class="arithmatex">(.*?)</\1>', re.DOTALL)
 CODE_OR_MATH = re.compile(r"<(pre|code)\b.*?</\1>", re.DOTALL)
 log = logging.getLogger("mkdocs.plugins.book")
@@ -235,10 +237,26 @@ def link_code_references(markdown: str, page_uri: str, code_pages: set[str]) -> 
     return "\n".join(out)
 
 
+def link_folder_indexes(markdown: str, page_uri: str, pages: set[str]) -> str:
+    """A link to a folder (`../../phase_07_gpt/notes/`) goes to that folder's README.md, the page
+    GitHub would show for it; a folder without one is left for --strict to report."""
+    here = posixpath.dirname(page_uri)
+
+    def to_index(match: re.Match) -> str:
+        index = posixpath.join(match.group(1), "README.md")
+        if posixpath.normpath(posixpath.join(here, index)) in pages:
+            return f"]({index})"
+        return match.group(0)
+
+    return FOLDER_LINK.sub(to_index, markdown)
+
+
 def on_page_markdown(markdown: str, page, config, files: Files) -> str:
     if page.file.src_uri.endswith(".py.md"):
         return markdown
-    code_pages = {f.src_uri for f in files if f.src_uri.endswith(".py.md")}
+    sources = {f.src_uri for f in files}
+    code_pages = {uri for uri in sources if uri.endswith(".py.md")}
+    markdown = link_folder_indexes(markdown, page.file.src_uri, sources)
     return link_code_references(markdown, page.file.src_uri, code_pages)
 
 

@@ -105,6 +105,14 @@ def test_a_code_page_anchors_every_name_a_pointer_can_name(hook):
     assert starts["f"] == 5, "the comment above a definition belongs to its piece"
 
 
+def test_github_style_answers_become_collapsible_blocks_inside_their_list_item(hook):
+    source = ("1. Why?\n\n   $$ x $$\n\n   <details><summary>Answer</summary>\n\n"
+              "   Because $y$.\n\n   </details>\n\n10. Next?\n\n```\n1. code\n   kept\n```\n")
+    assert hook.answers_as_collapsible_blocks(hook.reindent_list_items(source)) == (
+        "1. Why?\n\n    $$ x $$\n\n    ??? question \"Answer\"\n\n        Because $y$.\n\n\n"
+        "10. Next?\n\n```\n1. code\n   kept\n```\n")
+
+
 def test_math_that_arithmatex_could_not_delimit_is_reported(hook):
     fine = r'<p><span class="arithmatex">\(x^2\)</span> and <code>$$</code></p>'
     assert hook.math_problems(fine) == []
@@ -112,6 +120,8 @@ def test_math_that_arithmatex_could_not_delimit_is_reported(hook):
     assert [p.split(":")[0] for p in hook.math_problems(joined)] == ["a formula holds a raw $"]
     stray = hook.math_problems("<p>left $$x$$ raw</p>")
     assert [p.split(":")[0] for p in stray] == ["a $$ outside any formula"]
+    inline = hook.math_problems(r"<p>costs $5 or $6; but $\bar x_i$ is raw</p>")
+    assert inline == [r"inline math left as text: '$\\bar x_i$'"]
 
 
 class QuietHandler(http.server.SimpleHTTPRequestHandler):

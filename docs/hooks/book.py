@@ -19,6 +19,7 @@ import ast
 import logging
 import posixpath
 import re
+import textwrap
 from pathlib import Path
 
 from mkdocs.structure.files import File, Files
@@ -28,9 +29,15 @@ PHASE_DIR = re.compile(r"^phase_(\d{2})_([a-z0-9_]+)$")
 # A pointer or a file path in backticks that is not already the text of a link.
 CODE_REFERENCE = re.compile(r"(?<!\[)`((?:[\w.-]+/)*[\w.-]+\.py)(?:::([A-Za-z_][\w.]*))?`(?!\]\()")
 FENCE = re.compile(r"^\s*(```|~~~)")
+LIST_ITEM = re.compile(r"^(?:\d+\.|[-*+]) +(?=\S)")
+DETAILS = re.compile(r"^(?P<indent> *)<details>\s*<summary>(?P<title>.*?)</summary>(?P<body>.*?)"
+                     r"</details> *$", re.MULTILINE | re.DOTALL)
+LIST_INDENT = 4  # what Python-Markdown needs for a list item's second paragraph
 # A relative link to a folder, as GitHub readers write it to show the folder's README.
 FOLDER_LINK = re.compile(r"\]\((?!\w+:)([^)#\s]+/)\)")
 FORMULA = re.compile(r'<(span|div) class="arithmatex">(.*?)</\1>', re.DOTALL)
+# $...$ with TeX inside (a backslash, ^, _ or a brace) that arithmatex did not take.
+RAW_INLINE_MATH = re.compile(r"(?<!\$)\$(?=\S)[^$<>\n]*?[\\^_{][^$<>\n]*?(?<=\S)\$(?!\$)")
 CODE_OR_MATH = re.compile(r"<(pre|code)\b.*?</\1>", re.DOTALL)
 log = logging.getLogger("mkdocs.plugins.book")
 MATHJAX_PARTS = ("tex-chtml.js", "input/tex/extensions", "output/chtml", "ui", "a11y")
@@ -251,11 +258,49 @@ def link_folder_indexes(markdown: str, page_uri: str, pages: set[str]) -> str:
     return FOLDER_LINK.sub(to_index, markdown)
 
 
+# --- GitHub's Markdown, read by Python-Markdown ---------------------------------------------------
+
+def reindent_list_items(markdown: str) -> str:
+    """Indent a list item's continuation by 4 spaces instead of the marker's width ("1. " is 3).
+
+    GitHub (CommonMark) keeps a paragraph, a formula or a <details> indented under the item's
+    text inside the item; Python-Markdown wants 4 spaces, and otherwise ends the list there
+    (the numbering restarts and an indented $$...$$ is left as text)."""
+    out, width, in_fence = [], None, False
+    for line in markdown.split("\n"):
+        if FENCE.match(line) and not line.startswith(" "):
+            in_fence, width = not in_fence, None
+        item = None if in_fence else LIST_ITEM.match(line)
+        if item:
+            width = len(item.group(0))
+        elif width is not None and line.strip() and not line.startswith(" "):
+            width = None
+        elif width is not None and width != LIST_INDENT and line.startswith(" " * width):
+            line = " " * LIST_INDENT + line[width:]
+        out.append(line)
+    return "\n".join(out)
+
+
+def answers_as_collapsible_blocks(markdown: str) -> str:
+    """`<details><summary>T</summary> body </details>` (GitHub's collapsible answer) becomes
+    Material's collapsible `??? question "T"` block, whose body is Markdown: math, pointers and
+    code in an answer render as in the chapter."""
+    def to_block(match: re.Match) -> str:
+        indent = match.group("indent")
+        body = textwrap.dedent(match.group("body").strip("\n")).strip()
+        title = match.group("title").strip().replace('"', "'")
+        return (f'{indent}??? question "{title}"\n\n'
+                + textwrap.indent(body, indent + " " * LIST_INDENT) + "\n")
+
+    return DETAILS.sub(to_block, markdown)
+
+
 def on_page_markdown(markdown: str, page, config, files: Files) -> str:
     if page.file.src_uri.endswith(".py.md"):
         return markdown
     sources = {f.src_uri for f in files}
     code_pages = {uri for uri in sources if uri.endswith(".py.md")}
+    markdown = answers_as_collapsible_blocks(reindent_list_items(markdown))
     markdown = link_folder_indexes(markdown, page.file.src_uri, sources)
     return link_code_references(markdown, page.file.src_uri, code_pages)
 
@@ -264,13 +309,15 @@ def on_page_markdown(markdown: str, page, config, files: Files) -> str:
 
 def math_problems(html: str) -> list[str]:
     """Raw TeX that arithmatex could not delimit: a dollar sign inside a formula (two display
-    blocks on adjacent lines read as one) or a `$$` left in the text."""
+    blocks on adjacent lines read as one), a `$$` left in the text, or an inline $...$ holding
+    TeX that stayed text."""
     problems = [f"a formula holds a raw $: {body.strip()[:60]!r}"
                 for _, body in FORMULA.findall(html) if "$" in body]
     prose = FORMULA.sub("", CODE_OR_MATH.sub("", html))
     if "$$" in prose:
         at = prose.index("$$")
         problems.append(f"a $$ outside any formula: {prose[max(0, at - 40):at + 20]!r}")
+    problems += [f"inline math left as text: {raw!r}" for raw in RAW_INLINE_MATH.findall(prose)]
     return problems
 
 

@@ -113,6 +113,11 @@ def test_github_style_answers_become_collapsible_blocks_inside_their_list_item(h
         "10. Next?\n\n```\n1. code\n   kept\n```\n")
 
 
+def test_an_item_already_indented_by_four_is_left_as_written(hook):
+    source = "1. Why?\n\n    $$\n    x\n    $$\n\n    <details><summary>Answer</summary>\n"
+    assert hook.reindent_list_items(source) == source
+
+
 def test_math_that_arithmatex_could_not_delimit_is_reported(hook):
     fine = r'<p><span class="arithmatex">\(x^2\)</span> and <code>$$</code></p>'
     assert hook.math_problems(fine) == []

@@ -116,6 +116,8 @@ def test_github_style_answers_become_collapsible_blocks_inside_their_list_item(h
 def test_an_item_already_indented_by_four_is_left_as_written(hook):
     source = "1. Why?\n\n    $$\n    x\n    $$\n\n    <details><summary>Answer</summary>\n"
     assert hook.reindent_list_items(source) == source
+    mixed = "2. The row:\n   so\n\n    $$\n    x\n    $$\n"
+    assert hook.reindent_list_items(mixed) == mixed.replace("   so", "    so")
 
 
 def test_math_that_arithmatex_could_not_delimit_is_reported(hook):
@@ -149,6 +151,7 @@ def chromium(url: str, profile: Path, *extra: str) -> subprocess.CompletedProces
     """Headless Chromium, offline: every host name fails to resolve, only 127.0.0.1 answers.
     The virtual time budget lets MathJax finish before the DOM or the picture is taken."""
     command = [browser(), "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+               "--disable-dev-shm-usage",
                f"--user-data-dir={profile}",
                "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
                "--virtual-time-budget=20000", *extra, url]

@@ -261,27 +261,25 @@ def link_folder_indexes(markdown: str, page_uri: str, pages: set[str]) -> str:
 # --- GitHub's Markdown, read by Python-Markdown ---------------------------------------------------
 
 def reindent_list_items(markdown: str) -> str:
-    """Indent a list item's continuation by 4 spaces where it is indented by the marker's width
-    ("1. " is 3).
+    """Indent a list item's continuation lines by 4 spaces where they are indented by fewer
+    (by the marker's width: "1. " is 3).
 
     GitHub (CommonMark) keeps a paragraph, a formula or a <details> indented under the item's
     text inside the item; Python-Markdown wants 4 spaces, and otherwise ends the list there
-    (the numbering restarts and an indented $$...$$ is left as text). An item whose first
-    indented line already has 4 spaces is left as it is written."""
-    out, width, shift, in_fence = [], None, None, False
+    (the numbering restarts and an indented $$...$$ is left as text). Lines already indented
+    by 4 or more are left as they are written."""
+    out, width, in_fence = [], None, False
     for line in markdown.split("\n"):
         if FENCE.match(line) and not line.startswith(" "):
             in_fence, width = not in_fence, None
         item = None if in_fence else LIST_ITEM.match(line)
         leading = len(line) - len(line.lstrip(" "))
         if item:
-            width, shift = len(item.group(0)), None
+            width = len(item.group(0))
         elif width is not None and line.strip() and not leading:
             width = None
-        elif width is not None and line.strip() and leading >= width:
-            if shift is None:
-                shift = LIST_INDENT - width if leading < LIST_INDENT else 0
-            line = " " * shift + line
+        elif width is not None and line.strip() and width <= leading < LIST_INDENT:
+            line = " " * (LIST_INDENT - leading) + line
         out.append(line)
     return "\n".join(out)
 

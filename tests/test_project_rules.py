@@ -7,6 +7,8 @@ import pytest
 
 from tests.project_rules import (
     ROOT,
+    backward_functions,
+    backwards_without_a_pointer,
     broken_pointers,
     check_yourself_problems,
     defined_names,
@@ -133,4 +135,40 @@ def test_index_and_check_yourself_rules_catch_planted_violations(tmp_path):
     assert check_yourself_problems(tmp_path) == [
         "phase_01_nn/notes/01_one.md: 0 answers to 3 questions",
         "phase_01_nn/notes/02_two.md: no '## Check yourself'",
+    ]
+
+
+def _phases(numbers) -> list:
+    return [phase for phase in phase_dirs() if int(phase.name[6:8]) in numbers]
+
+
+def test_every_backward_of_phases_0_to_5_is_pointed_to_from_the_notes():
+    phases = _phases(range(6))
+    assert len(phases) == 6
+    assert backwards_without_a_pointer(phases) == []
+
+
+def test_every_backward_of_phase_9_is_pointed_to_from_the_notes():
+    phases = _phases({9})
+    assert phases, "phase 9 not found"
+    assert backward_functions(phases[0]), "no backward found in phase 9"
+    assert backwards_without_a_pointer(phases) == []
+
+
+def test_backward_pointer_check_catches_a_backward_without_a_pointer(tmp_path):
+    phase = tmp_path / "phase_04_attention"
+    (phase / "notes").mkdir(parents=True)
+    (phase / "tests").mkdir()
+    (phase / "ops.py").write_text(
+        "def scale_forward(x):\n    pass\n\ndef scale_backward(d, c):\n    pass\n\n"
+        "def shift_backward(d, c):\n    pass\n\ndef flash_backward_tiles(q):\n    pass\n\n"
+        "class Net:\n    def backward(self, d):\n        pass\n\n"
+        "    def _score_backward(self, d, c):\n        pass\n")
+    (phase / "tests" / "test_ops.py").write_text("def fake_backward(d, c):\n    pass\n")
+    (phase / "notes" / "01.md").write_text(
+        "Derived for `phase_04_attention/ops.py::scale_backward`.\n")
+    assert backwards_without_a_pointer([phase], tmp_path) == [
+        "phase_04_attention/ops.py::Net._score_backward",
+        "phase_04_attention/ops.py::flash_backward_tiles",
+        "phase_04_attention/ops.py::shift_backward",
     ]

@@ -91,6 +91,9 @@ def test_pointers_become_links_outside_code_blocks_only(hook):
         "Already a link: [`phase_01_nn/linear.py::x`](elsewhere.md); "
         "no page: `phase_01_nn/gone.py::f`.",
     ]
+    cited = hook.link_code_references("See `papers/x.md` and `papers/gone.md`.",
+                                      "phase_01_nn/notes/02.md", pages, frozenset({"papers/x.md"}))
+    assert cited == "See [`papers/x.md`](../../papers/x.md) and `papers/gone.md`."
 
 
 def test_a_code_page_anchors_every_name_a_pointer_can_name(hook):

@@ -28,6 +28,8 @@ ROOT = Path(__file__).resolve().parents[2]
 PHASE_DIR = re.compile(r"^phase_(\d{2})_([a-z0-9_]+)$")
 # A pointer or a file path in backticks that is not already the text of a link.
 CODE_REFERENCE = re.compile(r"(?<!\[)`((?:[\w.-]+/)*[\w.-]+\.py)(?:::([A-Za-z_][\w.]*))?`(?!\]\()")
+# A repository path to a page of the book in backticks (`papers/2017-vaswani-transformer.md`).
+PAGE_REFERENCE = re.compile(r"(?<!\[)`((?:[\w.-]+/)+[\w.-]+\.md)`(?!\]\()")
 FENCE = re.compile(r"^\s*(```|~~~)")
 LIST_ITEM = re.compile(r"^(?:\d+\.|[-*+]) +(?=\S)")
 DETAILS = re.compile(r"^(?P<indent> *)<details>\s*<summary>(?P<title>.*?)</summary>(?P<body>.*?)"
@@ -223,9 +225,10 @@ def code_page(path: Path) -> str:
 
 # --- pointers as links ------------------------------------------------------------------------
 
-def link_code_references(markdown: str, page_uri: str, code_pages: set[str]) -> str:
-    """Turn `path.py::name` and `path.py` in backticks into links to the code pages, outside
-    fenced code blocks."""
+def link_code_references(markdown: str, page_uri: str, code_pages: set[str],
+                         pages: frozenset[str] = frozenset()) -> str:
+    """Turn `path.py::name` and `path.py` in backticks into links to the code pages, and
+    `path/page.md` into a link to that page of the book, outside fenced code blocks."""
     here = posixpath.dirname(page_uri)
     out, in_fence = [], False
 
@@ -237,10 +240,17 @@ def link_code_references(markdown: str, page_uri: str, code_pages: set[str]) -> 
         href = posixpath.relpath(target, here or ".") + (f"#{name}" if name else "")
         return f"[{match.group(0)}]({href})"
 
+    def to_page(match: re.Match) -> str:
+        if match.group(1) not in pages:
+            return match.group(0)
+        return f"[{match.group(0)}]({posixpath.relpath(match.group(1), here or '.')})"
+
     for line in markdown.split("\n"):
         if FENCE.match(line):
             in_fence = not in_fence
-        out.append(line if in_fence else CODE_REFERENCE.sub(to_link, line))
+        if not in_fence:
+            line = PAGE_REFERENCE.sub(to_page, CODE_REFERENCE.sub(to_link, line))
+        out.append(line)
     return "\n".join(out)
 
 
@@ -305,7 +315,8 @@ def on_page_markdown(markdown: str, page, config, files: Files) -> str:
     code_pages = {uri for uri in sources if uri.endswith(".py.md")}
     markdown = answers_as_collapsible_blocks(reindent_list_items(markdown))
     markdown = link_folder_indexes(markdown, page.file.src_uri, sources)
-    return link_code_references(markdown, page.file.src_uri, code_pages)
+    pages = frozenset(uri for uri in sources if uri.endswith(".md"))
+    return link_code_references(markdown, page.file.src_uri, code_pages, pages)
 
 
 # --- math that did not parse ------------------------------------------------------------------

@@ -119,3 +119,26 @@ def test_the_driver_version_is_read_from_the_kernel_module_file(tmp_path):
     module_file.write_text("NVRM version: NVIDIA UNIX x86_64 Kernel Module  580.159.04  "
                            "Tue Oct 14 2025\nGCC version:  gcc version 12.2.0\n")
     assert nvidia_driver_version(module_file) == "580.159.04"
+
+
+def test_a_part_that_breaks_is_recorded_as_failed_and_fails_the_proof(tmp_path, capsys):
+    def broken(section, deadline, proof):
+        raise RuntimeError("boom\nsecond line")
+
+    proof = gpu_proof.ProofRun(gpu_proof.PROFILES["cpu"], {"sections": []}, tmp_path)
+    gpu_proof.run_part(proof, "loss_curve", broken, 1e12, debug=False)
+    section = proof.report["sections"][0]
+    assert (section["status"], section["reason"]) == ("failed", "RuntimeError: boom")
+    assert "Traceback" in capsys.readouterr().err
+    assert not gpu_proof.proof_passed(proof.report)
+    with pytest.raises(RuntimeError, match="boom"):
+        gpu_proof.run_part(proof, "loss_curve", broken, 1e12, debug=True)
+
+
+def test_a_check_outside_its_tolerance_fails_the_proof():
+    passed = complete(gpu_proof.new_section("pretrained_logits"))
+    passed["figures"]["passed"] = True
+    failed = complete(gpu_proof.new_section("loss_curve"))
+    failed["figures"]["passed"] = False
+    assert gpu_proof.proof_passed({"sections": [passed]})
+    assert not gpu_proof.proof_passed({"sections": [passed, failed]})

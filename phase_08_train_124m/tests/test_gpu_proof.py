@@ -142,3 +142,19 @@ def test_a_check_outside_its_tolerance_fails_the_proof():
     failed["figures"]["passed"] = False
     assert gpu_proof.proof_passed({"sections": [passed]})
     assert not gpu_proof.proof_passed({"sections": [passed, failed]})
+
+
+def test_the_cuda_profile_measures_the_real_sizes_within_the_budget():
+    cuda = gpu_proof.PROFILES["cuda"]
+    model = cuda.model.model_config()
+    assert (model.n_layer, model.n_head, model.n_embd, model.block_size) == (12, 12, 768, 1024)
+    assert cuda.compile and cuda.micro_batches[0] == 64
+    sizes = cuda.micro_batches
+    assert all(a == 2 * b for a, b in zip(sizes[:-1], sizes[1:], strict=True))
+    assert 30 <= cuda.timed_steps <= 50 and cuda.warmup_steps + cuda.timed_steps == 50
+    shakespeare = cuda.shakespeare
+    assert (shakespeare.n_layer, shakespeare.n_embd, shakespeare.block_size) == (6, 384, 256)
+    assert shakespeare.max_iters == 5000 and not shakespeare.save_checkpoints
+    for profile in gpu_proof.PROFILES.values():
+        assert set(profile.shares) == {name for name, _ in gpu_proof.PARTS}
+        assert sum(profile.shares.values()) <= 0.95  # the rest for imports and overruns

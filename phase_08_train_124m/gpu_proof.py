@@ -54,6 +54,7 @@ from phase_07_gpt.train import (
     estimate_loss,
     lr_at,
     make_optimizer,
+    set_learning_rate,
 )
 from phase_08_train_124m.distributed import Distributed
 from phase_08_train_124m.mfu import device_peak_flops, model_flops_utilisation
@@ -233,8 +234,7 @@ def train_steps(model: nn.Module, batches: list, runtime: Runtime, config: RunCo
                 run.cut_at = step
                 break
             began = time.perf_counter()
-            for group in optimizer.param_groups:
-                group["lr"] = lr_at(step, config)
+            set_learning_rate(optimizer, lr_at(step, config))
             loss = train_step(step_model, FixedBatches(batch, accum), accum, runtime, scaler,
                               Distributed())
             scaler.unscale_(optimizer)
@@ -532,8 +532,7 @@ class ShakespeareRun:
 
     def step(self, step: int) -> None:
         c, start = self.config, time.perf_counter()
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr_at(step, c)
+        set_learning_rate(self.optimizer, lr_at(step, c))
         batches = [get_batch(self.data.train, c.batch_size, c.block_size, self.generator,
                              self.runtime.device) for _ in range(c.grad_accum)]
         loss = accumulate_gradients(self.model, batches, self.runtime, self.scaler)

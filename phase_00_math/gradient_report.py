@@ -6,7 +6,7 @@ recognisable marks. A missing factor makes the ratio of the two constant (0.5 ev
 2); a flipped sign makes it -1; a transposed weight gradient equals the true one transposed; a
 mask in the wrong place leaves entries nonzero where the true gradient is 0. This module reads
 those marks and says them, with a few values of both gradients.
-See ``phase_00_math/notes/03_numerical_differentiation.md``, section 3.5.
+See ``phase_00_math/notes/03_numerical_differentiation.md``, section 3.7.
 """
 
 from __future__ import annotations

@@ -80,38 +80,31 @@ def module_path(module: str) -> Path:
     return base / "__init__.py" if base.is_dir() else base.with_suffix(".py")
 
 
-def imports_torch(tree: ast.AST) -> bool:
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            names = [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            names = [node.module]
-        else:
-            continue
-        if any(name.split(".")[0] == "torch" for name in names):
-            return True
-    return False
+TORCH_IMPORT = re.compile(r"^\s*(?:import|from)\s+torch\b", re.MULTILINE)
 
 
-def op_modules(packages=NUMPY_PHASES, root: Path = ROOT) -> list[tuple[str, ast.Module]]:
-    """(module name, parsed source) of every NumPy module of the packages: tests, scripts,
-    benchmarks and parity registries left out, and any module that imports torch."""
+def op_modules(packages=NUMPY_PHASES, root: Path = ROOT,
+               containing: str = "") -> list[tuple[str, ast.Module]]:
+    """(module name, parsed source) of every NumPy module of the packages whose text contains
+    ``containing``: tests, scripts, benchmarks and parity registries left out, and any module
+    that imports torch (anywhere in it, a lazy import inside a function too)."""
     found = []
     for package in packages:
         for path in sorted((root / package).rglob("*.py")):
             relative = path.relative_to(root / package)
             if "tests" in relative.parts or path.stem in NOT_OPS:
                 continue
-            tree = ast.parse(path.read_text(encoding="utf-8"))
-            if not imports_torch(tree):
+            text = path.read_text(encoding="utf-8")
+            if containing in text and not TORCH_IMPORT.search(text):
                 found.append((".".join(path.relative_to(root).with_suffix("").parts)
-                              .removesuffix(".__init__"), tree))
+                              .removesuffix(".__init__"), ast.parse(text)))
     return found
 
 
 def backward_functions(packages=NUMPY_PHASES, root: Path = ROOT) -> list[str]:
     """``module.function`` of every public top-level ``*_backward`` in the NumPy modules."""
-    return [f"{module}.{node.name}" for module, tree in op_modules(packages, root)
+    return [f"{module}.{node.name}"
+            for module, tree in op_modules(packages, root, containing="_backward(")
             for node in tree.body
             if isinstance(node, ast.FunctionDef) and node.name.endswith("_backward")
             and not node.name.startswith("_")]
@@ -156,8 +149,9 @@ def find(name: str) -> Exercise:
 
 def select(name: str) -> list[Exercise]:
     """A phase's exercises (``phase_02`` or ``phase_02_sequence``), or the one called ``name``."""
-    phase = [e for e in exercises() if name and (e.phase == name or e.phase.startswith(name + "_"))]
-    return phase or [find(name)]
+    phase = [e for e in _unordered() if name and (e.phase == name
+                                                  or e.phase.startswith(name + "_"))]
+    return sorted(phase, key=_learning_order) or [find(name)]
 
 
 # ------------------------------------------------------------------------- reading the source
@@ -213,11 +207,16 @@ def cache_expression(module: str, forward: str) -> str:
     return ast.unparse(returns[-1].value.elts[1]) if returns else ""
 
 
-def _section(lines: list[str], upto: int) -> str:
-    """The numbered section (``## 2.3 ...``) above line ``upto``, else the nearest heading."""
-    headings = [line.lstrip("#").strip() for line in lines[:upto] if line.startswith("#")]
-    numbered = [h for h in headings if re.match(r"\d", h)]
-    return (numbered or headings or [""])[-1]
+def _section(line: str, above) -> str:
+    """The section a pointer sits in: the one its line names ("section 2.3"), else the numbered
+    heading above it; "" when it sits under an unnumbered one ("In the code"), which says
+    nothing about where the derivation is."""
+    stated = re.search(r"sections? (\d+\.\d+)", line)
+    if stated:
+        return f"section {stated.group(1)}"
+    headings = [h for h in above if h.startswith("#")]
+    nearest = headings[-1].lstrip("#").strip() if headings else ""
+    return nearest if re.match(r"\d", nearest) else ""
 
 
 @cache
@@ -236,12 +235,11 @@ def notes_pointer(exercise: Exercise) -> tuple[str, str] | None:
     own = [(p, lines) for p, lines in _notes() if p.parts[-3] == exercise.phase]
     others = [(p, lines) for p, lines in _notes() if p.parts[-3] != exercise.phase]
     for pattern in wanted:
+        whole = re.compile(re.escape(pattern) + r"(?![\w.])")
         for notes, lines in own + others:
             for number, line in enumerate(lines):
-                if re.search(re.escape(pattern) + r"(?![\w.])", line):
-                    stated = re.search(r"sections? (\d+\.\d+)", line)
-                    return notes.relative_to(ROOT).as_posix(), (
-                        f"section {stated.group(1)}" if stated else _section(list(lines), number))
+                if pattern in line and whole.search(line):
+                    return notes.relative_to(ROOT).as_posix(), _section(line, lines[:number])
     doc = ast.get_docstring(_tree(exercise.module)) or ""
     named = re.search(r"(phase_\w+/notes/[\w.-]+\.md)", doc)
     return (named.group(1), "") if named else None

@@ -59,9 +59,10 @@ def cmd_check(args) -> int:
     from tfs.grading import Failure, grade  # hypothesis and the phases load only here
 
     failed = 0
-    for exercise in _select(args.name):
+    chosen = _select(args.name)
+    for exercise in chosen:
         if not workspace.exercise_file(exercise).exists():
-            if len(_select(args.name)) == 1:
+            if len(chosen) == 1:
                 raise UserError(f"{exercise.name} is not started; run `tfs start "
                                 f"{exercise.name}` first")
             continue

@@ -15,6 +15,7 @@ from phase_07_gpt.loggers import LOGGERS
 from phase_07_gpt.model import GPTConfig
 
 TOKENIZERS = ("char", "gpt2")
+OPTIMIZERS = ("adamw", "muon")
 MODEL_FIELDS = ("block_size", "n_layer", "n_head", "n_embd", "dropout", "bias", "pre_ln",
                 "tie_weights", "positions", "gelu", "init")
 
@@ -47,6 +48,8 @@ class TrainConfig:
     beta1: float = 0.9
     beta2: float = 0.99
     grad_clip: float = 1.0  # 0 turns clipping off
+    optimizer: str = "adamw"  # or "muon": Muon for the blocks' matrices, AdamW for the rest
+    muon_lr: float = 0.02  # the Muon group's peak learning rate (the schedule scales it too)
     # evaluation and records
     eval_interval: int = 250
     eval_iters: int = 200
@@ -73,6 +76,10 @@ class TrainConfig:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if not 0 < self.min_lr <= self.lr:
             raise ValueError(f"need 0 < min_lr <= lr, got min_lr={self.min_lr}, lr={self.lr}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+        if not self.muon_lr > 0:
+            raise ValueError(f"muon_lr must be > 0, got {self.muon_lr}")
         for name in ("beta1", "beta2"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")

@@ -253,3 +253,26 @@ def test_swapped_in_reaches_every_importer_and_is_undone():
         assert linear.linear_backward is mine.linear_backward
         assert feed_forward.linear_backward is mine.linear_backward
     assert linear.linear_backward is original and feed_forward.linear_backward is original
+
+
+def test_run_puts_the_passed_exercises_into_a_demo(capsys):
+    exercise = catalog.find("linear_backward")
+    _write(exercise, _reference(exercise))
+    workspace.record(exercise, True, 0.0, "passed")
+    with pytest.raises(SystemExit) as done:
+        main(["run", "phase_05_transformer_numpy.sample", "--help"])
+    assert done.value.code == 0
+    captured = capsys.readouterr()
+    assert "tfs run: with your passed exercises: linear_backward" in captured.err
+    assert "usage:" in captured.out
+    assert main(["run", "phase_05_transformer_numpy.nothing_here"]) == 2
+    assert capsys.readouterr().err.startswith("error: no module")
+
+
+def test_a_file_that_no_longer_loads_fails_with_the_way_out(capsys):
+    exercise = catalog.find("relu_backward")
+    _write(exercise, "from phase_01_nn.moved_away import relu_forward\n")
+    assert main(["check", "relu_backward"]) == 1
+    out = capsys.readouterr().out
+    assert "does not load (ModuleNotFoundError" in out
+    assert "`tfs start relu_backward --force` writes a fresh stub" in out

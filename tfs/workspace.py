@@ -69,13 +69,30 @@ def load(exercise: Exercise) -> ModuleType:
     name = f"workspace.{exercise.module}"  # names the learner's ops in the checker's messages
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses and pickling look the module up by name
+    _register(name, module)
     try:
         spec.loader.exec_module(module)
     except SyntaxError as error:
         raise UserError(f"{path}, line {error.lineno}: {error.msg}; fix it and check again") \
             from None
+    except Exception as error:  # noqa: BLE001 - whatever stops their file from loading is told
+        raise UserError(f"{path} does not load ({type(error).__name__}: {error}); if the "
+                        "project's code moved since you started it, `tfs start "
+                        f"{exercise.name} --force` writes a fresh stub and keeps yours as a "
+                        ".bak") from None
     return module
+
+
+def _register(name: str, module: ModuleType) -> None:
+    """Put the module, and empty packages above it, in ``sys.modules``: dataclasses, pickling
+    and numba's on-disk cache look a function's module up by its dotted name."""
+    parts = name.split(".")
+    for depth in range(1, len(parts)):
+        package = ".".join(parts[:depth])
+        if package not in sys.modules:
+            sys.modules[package] = ModuleType(package)
+            sys.modules[package].__path__ = []
+    sys.modules[name] = module
 
 
 # ----------------------------------------------------------------------------------- progress

@@ -1,9 +1,10 @@
-"""When the whole GPT fails its gradient check, which op is to blame?
+"""When a whole model fails its gradient check (or stops learning), which op is to blame?
 
-A model-level failure says only that some parameter's gradient is off. The GPT is built from
-ops that each have their own check, so the first question is always whether one of them is
-broken. ``first_failing_op`` re-runs phase 0's gradient check on each op the GPT uses, in the order
-its forward uses them, on small float64 inputs, and names the first that fails with the phase
+A model-level failure says only that some parameter's gradient is off. Phase 5's models are
+built from ops that each have their own check, so the first question is always whether one of
+them is broken. ``first_failing_op`` re-runs phase 0's gradient check on each op the GPT uses, in
+the order its forward meets them, then on the encoder-decoder's own two (cross-attention, the
+label-smoothed loss), on small float64 inputs, and names the first that fails with the phase
 whose tests cover it; when every op passes, the fault is in how the model combines them.
 See ``phase_05_transformer_numpy/notes/03_the_gpt.md``.
 """
@@ -17,7 +18,7 @@ import numpy as np
 from phase_00_math.gradcheck import check_gradients
 from phase_01_nn import activations, dropout, embedding, linear, losses
 from phase_04_attention import attention, layer_norm
-from phase_05_transformer_numpy import feed_forward, positional
+from phase_05_transformer_numpy import cross_attention, feed_forward, label_smoothing, positional
 
 B, T, C, H, V = 2, 3, 4, 2, 5
 
@@ -48,6 +49,13 @@ def _ops(rng: np.random.Generator) -> list[tuple[str, object, str, tuple, dict]]
           rng.standard_normal((4 * C, C)), rng.standard_normal(C)), {}),
         ("softmax_cross_entropy", losses, "phase_01_nn", (rng.standard_normal((B, T, V)),),
          {"targets": rng.integers(0, V, (B, T))}),
+        ("cross_attention", cross_attention, "phase_05_transformer_numpy",
+         (x, rng.standard_normal((B, T + 1, C)), rng.standard_normal((C, C)),
+          rng.standard_normal(C), rng.standard_normal((C, 2 * C)), rng.standard_normal(2 * C),
+          rng.standard_normal((C, C)), rng.standard_normal(C)), {"n_head": H}),
+        ("label_smoothing_cross_entropy", label_smoothing, "phase_05_transformer_numpy",
+         (rng.standard_normal((B, T, V)),), {"targets": rng.integers(0, V, (B, T)),
+                                              "smoothing": 0.1}),
     ]
 
 
@@ -70,6 +78,6 @@ def explain_model_failure(what: str) -> str:
     culprit = first_failing_op()
     if culprit:
         return f"{what}\n{culprit}"
-    return (f"{what}\nEvery op the GPT uses passes its own gradient check, so look at how "
-            "gpt.py and block.py combine them: the residual sums, the tied embedding and head, "
-            "the reshapes (`pytest phase_05_transformer_numpy/tests/test_ops.py` first).")
+    return (f"{what}\nEvery op the model uses passes its own gradient check, so look at how "
+            "the model combines them (gpt.py, block.py, encoder_decoder.py): the residual sums, "
+            "the tied embedding and head, the reshapes.")

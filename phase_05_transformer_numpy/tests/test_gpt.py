@@ -76,7 +76,7 @@ def test_a_model_failure_names_the_first_failing_op(monkeypatch):
            "phase_04_attention`" in message
     assert "0.5x the true one: a missing factor of 2?" in message
     monkeypatch.undo()
-    assert "Every op the GPT uses passes its own gradient check" in explain_model_failure("x")
+    assert "Every op the model uses passes its own gradient check" in explain_model_failure("x")
 
 
 def test_parameter_names_mirror_gpt2():

@@ -61,11 +61,12 @@ def cmd_check(args) -> int:
 
     failed = 0
     chosen = _select(args.name)
+    waiting = [e for e in chosen if not workspace.exercise_file(e).exists()]
+    if len(chosen) == 1 and waiting:
+        raise UserError(f"{waiting[0].name} is not started; run `tfs start {waiting[0].name}` "
+                        "first")
     for exercise in chosen:
-        if not workspace.exercise_file(exercise).exists():
-            if len(chosen) == 1:
-                raise UserError(f"{exercise.name} is not started; run `tfs start "
-                                f"{exercise.name}` first")
+        if exercise in waiting:
             continue
         started = time.perf_counter()
         try:
@@ -80,6 +81,10 @@ def cmd_check(args) -> int:
         seconds = time.perf_counter() - started
         workspace.record(exercise, True, seconds, passed[0])
         print(f"{PASS} {exercise.name} ({seconds:.1f} s)\n" + _indent("\n".join(passed)))
+    if len(chosen) > 1:
+        checked = len(chosen) - len(waiting)
+        print(f"\n{checked - failed} of {checked} checked passed" + (
+            f"; {len(waiting)} not started (`tfs start {args.name}`)" if waiting else ""))
     return 1 if failed else 0
 
 

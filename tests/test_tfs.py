@@ -276,3 +276,10 @@ def test_a_file_that_no_longer_loads_fails_with_the_way_out(capsys):
     out = capsys.readouterr().out
     assert "does not load (ModuleNotFoundError" in out
     assert "`tfs start relu_backward --force` writes a fresh stub" in out
+
+
+def test_a_wrong_number_of_gradients_is_a_failure_not_a_traceback():
+    exercise = _planted("tanh_backward", "    return (dout * (1.0 - t * t),)\n",
+                        "    return (dout * (1.0 - t * t), dout)\n")
+    with pytest.raises(Failure, match="returned 2 gradients for 1 array"):
+        grade(exercise, workspace.load(exercise), FEW)

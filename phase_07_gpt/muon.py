@@ -21,6 +21,15 @@ import torch
 from torch import nn
 
 NS_COEFFICIENTS = (3.4445, -4.7750, 2.0315)
+OPTIMIZERS = ("adamw", "muon")
+
+
+def check_optimizer_choice(optimizer: str, muon_lr: float) -> None:
+    """The ``optimizer`` and ``muon_lr`` fields of phase 7's and phase 8's configs."""
+    if optimizer not in OPTIMIZERS:
+        raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
+    if not muon_lr > 0:
+        raise ValueError(f"muon_lr must be > 0, got {muon_lr}")
 
 
 def newton_schulz(g: torch.Tensor, steps: int = 5, eps: float = 1e-7) -> torch.Tensor:

@@ -13,9 +13,9 @@ from dataclasses import asdict, dataclass, replace
 from phase_01_nn.config_options import config_from_dict
 from phase_07_gpt.loggers import LOGGERS
 from phase_07_gpt.model import GPTConfig
+from phase_07_gpt.muon import check_optimizer_choice
 
 TOKENIZERS = ("char", "gpt2")
-OPTIMIZERS = ("adamw", "muon")
 MODEL_FIELDS = ("block_size", "n_layer", "n_head", "n_embd", "dropout", "bias", "pre_ln",
                 "tie_weights", "positions", "gelu", "init")
 
@@ -76,10 +76,7 @@ class TrainConfig:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if not 0 < self.min_lr <= self.lr:
             raise ValueError(f"need 0 < min_lr <= lr, got min_lr={self.min_lr}, lr={self.lr}")
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
-        if not self.muon_lr > 0:
-            raise ValueError(f"muon_lr must be > 0, got {self.muon_lr}")
+        check_optimizer_choice(self.optimizer, self.muon_lr)
         for name in ("beta1", "beta2"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")

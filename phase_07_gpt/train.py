@@ -69,6 +69,13 @@ def lr_at(step: int, config: TrainConfig) -> float:
     return config.min_lr + 0.5 * (1.0 + math.cos(math.pi * progress)) * (config.lr - config.min_lr)
 
 
+def set_learning_rate(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    """The schedule's rate on every group, times the group's ``lr_scale`` (the Muon group's
+    ``muon_lr / lr``; 1 for AdamW's groups)."""
+    for group in optimizer.param_groups:
+        group["lr"] = lr * group.get("lr_scale", 1.0)
+
+
 def make_optimizer(model: GPT, config: TrainConfig, device: torch.device
                    ) -> torch.optim.Optimizer:
     """AdamW with weight decay on tensors of 2 or more dimensions (matmul weights, embeddings)
@@ -277,8 +284,7 @@ def train(config: TrainConfig, out: str | Path, *, resume: bool = False,
                 evaluate_and_save(step)
             began = time.perf_counter()
             lr = lr_at(step, config)
-            for group in optimizer.param_groups:
-                group["lr"] = lr * group.get("lr_scale", 1.0)
+            set_learning_rate(optimizer, lr)
             batches = [get_batch(data.train, config.batch_size, config.block_size, generator,
                                  runtime.device) for _ in range(config.grad_accum)]
             loss_value = accumulate_gradients(step_model, batches, runtime, scaler)

@@ -228,7 +228,7 @@ def test_cli_errors_are_one_line_and_exit_2(capsys):
     assert main(["start", "no_such_op"]) == 2
     assert capsys.readouterr().err.startswith("error: no exercise called 'no_such_op'")
     assert main(["check", "feed_forward_backward"]) == 2
-    assert "phase_04_attention.feed_forward_backward" in capsys.readouterr().err
+    assert "phase_04.feed_forward_backward" in capsys.readouterr().err
 
 
 def test_solution_asks_first_and_then_shows_the_reference(capsys, monkeypatch):
@@ -283,3 +283,24 @@ def test_a_wrong_number_of_gradients_is_a_failure_not_a_traceback():
                         "    return (dout * (1.0 - t * t), dout)\n")
     with pytest.raises(Failure, match="returned 2 gradients for 1 array"):
         grade(exercise, workspace.load(exercise), FEW)
+
+
+def test_an_op_name_finds_its_backward_and_exact_names_win():
+    assert catalog.find("rope").name == "rope_backward"
+    assert catalog.find("phase_01_nn.linear").name == "linear_backward"
+    assert catalog.find("lstm_step").kind == "pair"  # the larger exercise, not lstm_step_backward
+    with pytest.raises(LookupError, match="several phases; say which: phase_04.feed_forward, "
+                                          "phase_05.feed_forward"):
+        catalog.find("feed_forward")
+    assert catalog.find("phase_05.feed_forward").phase == "phase_05_transformer_numpy"
+    assert catalog.find("phase_04_attention.feed_forward_backward").phase == "phase_04_attention"
+
+
+def test_every_tfs_command_in_the_docs_names_a_real_exercise():
+    documents = [*catalog.ROOT.glob("phase_*/notes/*.md"), catalog.ROOT / "README.md",
+                 catalog.ROOT / "ROADMAP.md"]
+    named = {match for path in documents for match in re.findall(
+        r"`tfs (?:start|check|solution|exercises) ([\w.]+)", path.read_text(encoding="utf-8"))}
+    assert named
+    for name in named - {"NAME", "PHASE"}:
+        assert catalog.select(name), name

@@ -136,14 +136,26 @@ def _learning_order(exercise: Exercise):
     return (exercise.phase, chapter, larger, definition_line(exercise.module, exercise.targets[-1]))
 
 
+def _in_phase(exercise: Exercise, phase: str) -> bool:
+    return not phase or exercise.phase == phase or exercise.phase.startswith(phase + "_")
+
+
 def find(name: str) -> Exercise:
-    """The exercise called ``name`` (or ``phase.name``); ``LookupError`` with the choices."""
-    matches = [e for e in _unordered() if name in (e.name, e.qualified)]
+    """The exercise called ``name``, or an op's name without ``_backward`` (``rope`` for
+    ``rope_backward``, as the notes write it); a phase in front (``phase_04.feed_forward`` or
+    ``phase_04_attention.feed_forward``) picks between phases. ``LookupError`` with the choices.
+    """
+    phase, _, short = name.rpartition(".") if name.startswith("phase_") else ("", "", name)
+    candidates = [e for e in _unordered() if _in_phase(e, phase)]
+    matches = [e for e in candidates if e.name == short]
+    if not matches:
+        matches = [e for e in candidates if e.kind == "backward"
+                   and e.name == f"{short}_backward"]
     if len(matches) == 1:
         return matches[0]
     if matches:
         raise LookupError(f"{name!r} is in several phases; say which: "
-                          + ", ".join(e.qualified for e in matches))
+                          + ", ".join(f"{e.phase[:8]}.{short}" for e in matches))
     raise LookupError(f"no exercise called {name!r}; `tfs exercises` lists them")
 
 

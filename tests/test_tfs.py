@@ -304,3 +304,10 @@ def test_every_tfs_command_in_the_docs_names_a_real_exercise():
     assert named
     for name in named - {"NAME", "PHASE"}:
         assert catalog.select(name), name
+
+
+def test_a_stub_names_a_check_command_that_works():
+    text = stub_source(catalog.find("phase_05.feed_forward"))
+    assert "`tfs check phase_05.feed_forward_backward`" in text
+    assert catalog.find("phase_05.feed_forward_backward").phase == "phase_05_transformer_numpy"
+    assert "`tfs check linear_backward`" in stub_source(catalog.find("linear"))

@@ -159,6 +159,13 @@ def find(name: str) -> Exercise:
     raise LookupError(f"no exercise called {name!r}; `tfs exercises` lists them")
 
 
+def handle(exercise: Exercise) -> str:
+    """The shortest name that finds the exercise: its name, or ``phase_NN.name`` when another
+    phase has an exercise of the same name."""
+    twins = [e for e in _unordered() if e.name == exercise.name]
+    return exercise.name if len(twins) == 1 else f"{exercise.phase[:8]}.{exercise.name}"
+
+
 def select(name: str) -> list[Exercise]:
     """A phase's exercises (``phase_02`` or ``phase_02_sequence``), or the one called ``name``."""
     phase = [e for e in _unordered() if name and (e.phase == name

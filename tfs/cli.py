@@ -7,6 +7,7 @@ import argparse
 import ast
 import importlib
 import importlib.util
+import os
 import runpy
 import sys
 import time
@@ -42,7 +43,7 @@ def cmd_exercises(args) -> int:
             phase = exercise.phase
             print(f"\n{phase}")
         size = "" if exercise.kind == "backward" else " (larger)"
-        print(f"  {exercise.name + size:<44} {workspace.status(exercise, progress):<12} "
+        print(f"  {catalog.handle(exercise) + size:<44} {workspace.status(exercise, progress):<12} "
               f"{_pointer(exercise)}")
     print("\n`tfs start NAME` writes one into workspace/; `tfs start PHASE` all of a phase.")
     return 0
@@ -63,8 +64,8 @@ def cmd_check(args) -> int:
     chosen = _select(args.name)
     waiting = [e for e in chosen if not workspace.exercise_file(e).exists()]
     if len(chosen) == 1 and waiting:
-        raise UserError(f"{waiting[0].name} is not started; run `tfs start {waiting[0].name}` "
-                        "first")
+        raise UserError(f"{waiting[0].name} is not started; run `tfs start "
+                        f"{catalog.handle(waiting[0])}` first")
     for exercise in chosen:
         if exercise in waiting:
             continue
@@ -208,3 +209,6 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # the reader stopped early (`tfs exercises | head`): not an error
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - Python flushes stdout at exit
+        return 0

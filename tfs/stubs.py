@@ -17,6 +17,7 @@ from tfs.catalog import (
     cache_expression,
     definition,
     forward_of,
+    handle,
     notes_pointer,
     shapes_of,
 )
@@ -77,7 +78,7 @@ def stub_body(exercise: Exercise, target: str, indent: str) -> list[str]:
     lines = [f"{indent}{line}".rstrip() + "\n" for line in text]
     lines.append(f'{indent}"""\n')
     lines.append(f'{indent}raise {MARKER}("{target} is not written yet: see its TODO, then run '
-                 f'`tfs check {exercise.name}`")\n')
+                 f'`tfs check {handle(exercise)}`")\n')
     return lines
 
 
@@ -94,6 +95,6 @@ def stub_source(exercise: Exercise) -> str:
         lines[start:end] = stub_body(exercise, target, indent)
     header = (f"# tfs exercise {exercise.name}: a copy of {exercise.source.name} "
               f"({exercise.module}) with {', '.join(exercise.targets)} left for you to write.\n"
-              f"# Fill in each TODO, then run `tfs check {exercise.name}`. Only those functions "
+              f"# Fill in each TODO, then run `tfs check {handle(exercise)}`. Only those functions "
               "are graded;\n# the rest of this file is the reference code, there to read.\n")
     return header + "".join(lines)

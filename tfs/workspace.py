@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from types import ModuleType
 
-from tfs.catalog import ROOT, Exercise
+from tfs.catalog import ROOT, Exercise, handle
 from tfs.stubs import stub_source
 
 
@@ -65,7 +65,7 @@ def load(exercise: Exercise) -> ModuleType:
     path = exercise_file(exercise)
     if not path.exists():
         raise UserError(f"{exercise.name} is not started ({path} does not exist); run "
-                        f"`tfs start {exercise.name}` first")
+                        f"`tfs start {handle(exercise)}` first")
     name = f"workspace.{exercise.module}"  # names the learner's ops in the checker's messages
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
@@ -78,7 +78,7 @@ def load(exercise: Exercise) -> ModuleType:
     except Exception as error:  # noqa: BLE001 - whatever stops their file from loading is told
         raise UserError(f"{path} does not load ({type(error).__name__}: {error}); if the "
                         "project's code moved since you started it, `tfs start "
-                        f"{exercise.name} --force` writes a fresh stub and keeps yours as a "
+                        f"{handle(exercise)} --force` writes a fresh stub and keeps yours as a "
                         ".bak") from None
     return module
 

@@ -10,6 +10,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 PHASE_DIR = re.compile(r"^phase_(\d{2})_[a-z0-9_]+$")
 NUMPY_ONLY_UP_TO = 5
+TOOLING = "tfs"  # the course tooling: it may import any phase, no phase may import it
 POINTER = re.compile(r"`?((?:[\w.-]+/)*[\w.-]+\.py)::([A-Za-z_][\w.]*)`?")
 
 
@@ -35,7 +36,7 @@ def imported_modules(source: str) -> list[tuple[int, str]]:
 
 
 def import_violations(root: Path = ROOT) -> list[str]:
-    """Every import of a later phase, and every torch import in phases 0 to 5."""
+    """Every import of a later phase, of the course tooling, and of torch in phases 0 to 5."""
     problems = []
     for phase in phase_dirs(root):
         own = phase_number(phase.name)
@@ -46,6 +47,9 @@ def import_violations(root: Path = ROOT) -> list[str]:
                 other = phase_number(top)
                 if other is not None and other > own:
                     problems.append(f"{rel}:{line} imports {top}, a later phase")
+                if top == TOOLING:
+                    problems.append(f"{rel}:{line} imports {top}, the course tooling, which "
+                                    "only imports phases")
                 if top == "torch" and own <= NUMPY_ONLY_UP_TO:
                     problems.append(f"{rel}:{line} imports torch, but phases 0-5 are NumPy only")
     return problems
@@ -84,3 +88,86 @@ def broken_pointers(root: Path = ROOT) -> list[str]:
                 elif name not in defined_names(target.read_text(encoding="utf-8")):
                     problems.append(f"{where} (no such definition)")
     return problems
+
+
+INDEX = "README.md"
+CHECK_YOURSELF = "## Check yourself"
+ANSWER = "<details><summary>Answer</summary>"
+LINKED_PAGE = re.compile(r"\]\(([\w.-]+\.md)(?:#[^)]*)?\)")
+QUESTION = re.compile(r"^\d+\. ", flags=re.MULTILINE)
+
+
+def chapters(phase: Path) -> list[Path]:
+    """A phase's numbered chapters: its notes but the index and the appendices."""
+    return sorted(p for p in (phase / "notes").glob("*.md")
+                  if p.name != INDEX and not p.name.startswith("appendix"))
+
+
+def index_problems(root: Path = ROOT) -> list[str]:
+    """Every phase without a notes index, and every page of its notes the index does not link."""
+    problems = []
+    for phase in phase_dirs(root):
+        index = phase / "notes" / INDEX
+        if not index.is_file():
+            problems.append(f"{phase.name}: no notes/{INDEX}")
+            continue
+        linked = set(LINKED_PAGE.findall(index.read_text(encoding="utf-8")))
+        problems += [f"{page.relative_to(root)}: not linked from notes/{INDEX}"
+                     for page in sorted((phase / "notes").glob("*.md"))
+                     if page.name != INDEX and page.name not in linked]
+    return problems
+
+
+def check_yourself_problems(root: Path = ROOT) -> list[str]:
+    """Every chapter without a closing "Check yourself" of 3 to 5 numbered questions, each with
+    a collapsible answer."""
+    problems = []
+    for phase in phase_dirs(root):
+        for chapter in chapters(phase):
+            where = str(chapter.relative_to(root))
+            text = chapter.read_text(encoding="utf-8")
+            if CHECK_YOURSELF not in text:
+                problems.append(f"{where}: no '{CHECK_YOURSELF}'")
+                continue
+            section = text.split(CHECK_YOURSELF, 1)[1].split("\n## ", 1)[0]
+            questions, answers = len(QUESTION.findall(section)), section.count(ANSWER)
+            if not 3 <= questions <= 5:
+                problems.append(f"{where}: {questions} questions (3 to 5 wanted)")
+            if answers != questions:
+                problems.append(f"{where}: {answers} answers to {questions} questions")
+    return problems
+
+
+BACKWARD_NAME = re.compile(r"(?:^|_)backward(?:_|$)")
+
+
+def _is_backward_name(name: str) -> bool:
+    """``*_backward`` and kernels such as ``flash_backward_tiles``; a ``Module.backward`` method
+    is composition, not an op, so a bare ``backward`` does not count."""
+    return name != "backward" and bool(BACKWARD_NAME.search(name))
+
+
+def backward_functions(phase: Path, root: Path = ROOT) -> list[tuple[str, str]]:
+    """(file relative to root, name) for every backward function of a phase: top-level functions
+    and methods (``Class.method``), found by walking the package, its tests excluded."""
+    found = []
+    for path in sorted(phase.rglob("*.py")):
+        if "tests" in path.relative_to(phase).parts:
+            continue
+        rel = path.relative_to(root).as_posix()
+        for name in sorted(defined_names(path.read_text(encoding="utf-8"))):
+            if _is_backward_name(name.rsplit(".", 1)[-1]):
+                found.append((rel, name))
+    return found
+
+
+def notes_pointers(root: Path = ROOT) -> set[tuple[str, str]]:
+    return {pointer for note in note_files(root)
+            for pointer in POINTER.findall(note.read_text(encoding="utf-8"))}
+
+
+def backwards_without_a_pointer(phases: list[Path], root: Path = ROOT) -> list[str]:
+    """Every backward of the given phases that no notes chapter points to as ``file.py::name``."""
+    pointed = notes_pointers(root)
+    return [f"{path}::{name}" for phase in phases
+            for path, name in backward_functions(phase, root) if (path, name) not in pointed]

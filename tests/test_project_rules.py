@@ -3,11 +3,17 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.project_rules import (
     ROOT,
+    backward_functions,
+    backwards_without_a_pointer,
     broken_pointers,
+    check_yourself_problems,
     defined_names,
     import_violations,
+    index_problems,
     note_files,
     phase_dirs,
 )
@@ -22,13 +28,15 @@ def test_import_rule_catches_planted_violations(tmp_path):
     early.mkdir()
     (early / "ok.py").write_text("import numpy\nfrom phase_00_math.gradcheck import x\n")
     (early / "bad.py").write_text(
-        "from phase_04_attention.mha import mha_forward\nimport torch.nn as nn\n")
+        "from phase_04_attention.mha import mha_forward\nimport torch.nn as nn\n"
+        "from tfs.grading import grade\n")
     late = tmp_path / "phase_07_gpt"
     late.mkdir()
     (late / "fine.py").write_text("import torch\nfrom phase_05_transformer_numpy import gpt\n")
     assert import_violations(tmp_path) == [
         "phase_01_nn/bad.py:1 imports phase_04_attention, a later phase",
         "phase_01_nn/bad.py:2 imports torch, but phases 0-5 are NumPy only",
+        "phase_01_nn/bad.py:3 imports tfs, the course tooling, which only imports phases",
     ]
 
 
@@ -91,3 +99,78 @@ def test_a_phase_marker_selects_exactly_that_phase():
     collected = [line for line in result.stdout.splitlines() if "::" in line]
     assert collected, result.stdout + result.stderr
     assert {Path(line.split("::")[0]).parts[0] for line in collected} == {phase}
+
+
+def _of_phase(problems: list[str], phase: str) -> list[str]:
+    return [problem for problem in problems if problem.startswith(phase)]
+
+
+@pytest.mark.parametrize("phase", [p.name for p in phase_dirs()])
+def test_every_phase_has_a_notes_index_that_links_every_page(phase):
+    assert _of_phase(index_problems(), phase) == []
+
+
+@pytest.mark.parametrize("phase", [p.name for p in phase_dirs()])
+def test_every_chapter_ends_with_check_yourself_questions_and_answers(phase):
+    assert _of_phase(check_yourself_problems(), phase) == []
+
+
+def test_index_and_check_yourself_rules_catch_planted_violations(tmp_path):
+    answered = "".join(f"{n}. Why?\n\n   <details><summary>Answer</summary>\n\n   So.\n\n"
+                       f"   </details>\n\n" for n in (1, 2, 3))
+    good = tmp_path / "phase_00_math" / "notes"
+    good.mkdir(parents=True)
+    (good / "README.md").write_text("[one](01_one.md), [appendix](appendix_a_log.md#top)\n")
+    (good / "01_one.md").write_text(f"# One\n\n## Check yourself\n\n{answered}")
+    (good / "appendix_a_log.md").write_text("# A log, no questions needed\n")
+    bad = tmp_path / "phase_01_nn" / "notes"
+    bad.mkdir(parents=True)
+    (bad / "README.md").write_text("[one](01_one.md)\n")
+    (bad / "01_one.md").write_text("# One\n\n## Check yourself\n\n1. Why?\n2. How?\n"
+                                   "3. What?\n\n## Later section\n")
+    (bad / "02_two.md").write_text("# Two, unlisted and without questions\n")
+    (tmp_path / "phase_02_sequence" / "notes").mkdir(parents=True)
+    assert index_problems(tmp_path) == [
+        "phase_01_nn/notes/02_two.md: not linked from notes/README.md",
+        "phase_02_sequence: no notes/README.md",
+    ]
+    assert check_yourself_problems(tmp_path) == [
+        "phase_01_nn/notes/01_one.md: 0 answers to 3 questions",
+        "phase_01_nn/notes/02_two.md: no '## Check yourself'",
+    ]
+
+
+def _phases(numbers) -> list:
+    return [phase for phase in phase_dirs() if int(phase.name[6:8]) in numbers]
+
+
+def test_every_backward_of_phases_0_to_5_is_pointed_to_from_the_notes():
+    phases = _phases(range(6))
+    assert len(phases) == 6
+    assert backwards_without_a_pointer(phases) == []
+
+
+def test_every_backward_of_phase_9_is_pointed_to_from_the_notes():
+    phases = _phases({9})
+    assert phases, "phase 9 not found"
+    assert backward_functions(phases[0]), "no backward found in phase 9"
+    assert backwards_without_a_pointer(phases) == []
+
+
+def test_backward_pointer_check_catches_a_backward_without_a_pointer(tmp_path):
+    phase = tmp_path / "phase_04_attention"
+    (phase / "notes").mkdir(parents=True)
+    (phase / "tests").mkdir()
+    (phase / "ops.py").write_text(
+        "def scale_forward(x):\n    pass\n\ndef scale_backward(d, c):\n    pass\n\n"
+        "def shift_backward(d, c):\n    pass\n\ndef flash_backward_tiles(q):\n    pass\n\n"
+        "class Net:\n    def backward(self, d):\n        pass\n\n"
+        "    def _score_backward(self, d, c):\n        pass\n")
+    (phase / "tests" / "test_ops.py").write_text("def fake_backward(d, c):\n    pass\n")
+    (phase / "notes" / "01.md").write_text(
+        "Derived for `phase_04_attention/ops.py::scale_backward`.\n")
+    assert backwards_without_a_pointer([phase], tmp_path) == [
+        "phase_04_attention/ops.py::Net._score_backward",
+        "phase_04_attention/ops.py::flash_backward_tiles",
+        "phase_04_attention/ops.py::shift_backward",
+    ]

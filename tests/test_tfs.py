@@ -129,8 +129,8 @@ PLANTS = {
                        r"linear_backward, the gradient of 'w':\n  your gradient is 0.5x the true "
                        r"one: a missing factor of 2\?"),
     "transposed": ("multi_head_self_attention_backward",
-                   "    dw_o = merged.reshape(-1, c).T @ dy2\n",
-                   "    dw_o = (merged.reshape(-1, c).T @ dy2).T\n",
+                   "    dw_o = _merge_heads(attention.y).reshape(-1, c).T @ dy2\n",
+                   "    dw_o = (_merge_heads(attention.y).reshape(-1, c).T @ dy2).T\n",
                    r"multi_head_self_attention_backward, the gradient of 'w_o':\n  your "
                    r"gradient equals the true one transposed"),
     "wrong sign": ("tanh_backward", "    return (dout * (1.0 - t * t),)\n",
@@ -143,9 +143,9 @@ PLANTS = {
                     r"shape \(\d+,\)"),
     "off-by-one mask": ("causal_self_attention",
                         "heads, attention = scaled_dot_product_attention_forward(q, k, v, "
-                        "mask=mask, causal=causal)",
+                        "mask=mask, causal=causal,",
                         "heads, attention = scaled_dot_product_attention_forward(\n        q, k, "
-                        "v, mask=np.tril(np.ones((t, t), dtype=bool), -1), causal=False)",
+                        "v, mask=np.tril(np.ones((t, t), dtype=bool), -1), causal=False,",
                         r"torch parity, multi-head self-attention: .*\n  your forward's output "
                         r"differs from torch's"),
 }

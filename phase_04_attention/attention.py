@@ -191,20 +191,20 @@ def scaled_dot_product_attention_backward(dy: np.ndarray, cache: AttentionCache)
     the fast way, which is why the plain way stays the reference."""
     q, k, v, weights, scale, y, log_sum_exp, causal, mask = cache
     if weights is not None or q.ndim < 3:
-        dq, dk, dv = _backward_given_weights(dy, q, k, v, attention_weights(cache), None)
+        dq, dk, dv = _gradients_given_weights(dy, q, k, v, attention_weights(cache), None)
     else:
         row_dot = np.sum(dy * y, axis=-1, keepdims=True)
         dq, dk, dv = np.empty(q.shape, dy.dtype), np.empty(k.shape, dy.dtype), np.empty_like(dy)
         for i, mask_i in _slices(q, k, mask):
             weights_i = _rebuilt_weights(q[i], k[i], scale, causal, mask_i, log_sum_exp[i])
-            dq[i], dk[i], dv[i] = _backward_given_weights(dy[i], q[i], k[i], v[i], weights_i,
+            dq[i], dk[i], dv[i] = _gradients_given_weights(dy[i], q[i], k[i], v[i], weights_i,
                                                            row_dot[i])
     dq *= dq.dtype.type(scale)
     dk *= dk.dtype.type(scale)
     return dq, dk, dv
 
 
-def _backward_given_weights(dy, q, k, v, weights, row_dot):
+def _gradients_given_weights(dy, q, k, v, weights, row_dot):
     """(dq, dk, dv) before the scale; ``row_dot`` = rowsum(dP * P) if known, else None."""
     dv = np.swapaxes(weights, -1, -2) @ dy
     d_weights = dy @ np.swapaxes(v, -1, -2)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from phase_01_nn.config_options import config_from_dict
+from phase_01_nn.config_options import check_config, config_from_dict
 from phase_07_gpt.model import GPTConfig
 
 MODEL_FIELDS = ("vocab_size", "block_size", "n_layer", "n_head", "n_embd", "dropout", "bias")
@@ -58,6 +58,7 @@ class RunConfig:
     peak_tflops: float = 0.0  # the GPU's dense bf16 peak, for MFU; 0 = phase 8's table
 
     def __post_init__(self) -> None:
+        check_config(self)
         self.model_config()
         for name in ("total_batch_tokens", "micro_batch", "max_iters", "eval_interval",
                      "eval_iters", "sample_tokens"):

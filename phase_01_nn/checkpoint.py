@@ -163,16 +163,18 @@ def check_checkpoint_file(path: str | os.PathLike) -> Path:
     return path
 
 
-def refuse_non_finite(path: str | os.PathLike, names: Iterable[str], losses: dict | None = None
-                      ) -> None:
-    """Raise NonFiniteError, naming what is not finite, instead of writing ``path``."""
+def refuse_non_finite(path: str | os.PathLike, names: Iterable[str], losses: dict | None = None,
+                      *, step: int | None = None) -> None:
+    """Raise NonFiniteError, naming what is not finite (at ``step``), instead of writing
+    ``path``."""
     bad = list(names) + [f"{k} loss {v}" for k, v in (losses or {}).items()
                          if not np.isfinite(v)]
     if bad:
         kept = (f"the last good checkpoint {path} is kept" if Path(path).exists()
                 else "no checkpoint was written")
         shown = ", ".join(bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
-        raise NonFiniteError(f"not finite: {shown}; the state was not saved and {kept}. Lower "
+        when = f" at step {step}" if step is not None else ""
+        raise NonFiniteError(f"not finite{when}: {shown}; the state was not saved and {kept}. Lower "
                              f"--lr or raise the warmup, then --resume or start again")
 
 

@@ -303,8 +303,10 @@ class CharLMRunConfig(CharLMTrainConfig):
                      non_negative=("sample_chars",))
 
 
-RESUMABLE_CHANGES = {"steps"} | (set(CharLMRunConfig.__dataclass_fields__)
-                                  - set(CharLMTrainConfig.__dataclass_fields__))
+# What ``--resume`` may change: what acts only on the steps to come, and what is only measured
+# or printed; not the model, the streams' layout (batch, window, resets) or the seed.
+RESUMABLE_CHANGES = {"steps", "lr", "min_lr", "warmup_steps", "weight_decay", "clip"} | (
+    set(CharLMRunConfig.__dataclass_fields__) - set(CharLMTrainConfig.__dataclass_fields__))
 
 
 def run_charlm(config: CharLMRunConfig, out: Path, *, data_path: str | None = None,
@@ -321,8 +323,9 @@ def run_charlm(config: CharLMRunConfig, out: Path, *, data_path: str | None = No
     remove_stale_temporaries(checkpoint)
     train_fields = set(CharLMTrainConfig.__dataclass_fields__)
     if resume:
-        run = CharLMTraining.load(checkpoint, train_ids,
-                                  **{k: v for k, v in (given or {}).items() if k == "steps"})
+        run = CharLMTraining.load(checkpoint, train_ids, **{
+            name: getattr(config, name) for name in (given or {})
+            if name in RESUMABLE_CHANGES and name in train_fields})
         refuse_changes_on_resume(given or {}, asdict(run.config), allowed=RESUMABLE_CHANGES,
                                  checkpoint=checkpoint)
         print(f"resumed from {checkpoint} at step {run.step}")
@@ -355,7 +358,7 @@ def run_charlm(config: CharLMRunConfig, out: Path, *, data_path: str | None = No
                               seconds=round(time.perf_counter() - started, 2))
                     bar.set_postfix(train=f"{np.mean(window):.3f}", val=f"{val_loss:.3f}")
                     window = []
-                    refuse_non_finite(checkpoint, [], {"validation": val_loss})
+                    refuse_non_finite(checkpoint, [], {"validation": val_loss}, step=run.step)
                     run.save(checkpoint)
         except FloatingPointError as error:
             stopped = str(error)

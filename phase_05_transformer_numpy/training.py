@@ -178,9 +178,12 @@ def sample_text(model: GPT, vocab: CharVocabulary, prompt: str, length: int,
     return vocab.decode(out[0])
 
 
-# What ``--resume`` may change: how long the run goes on (the schedule's length, as in
-# nanoGPT), and what is only measured or printed.
-RESUMABLE_CHANGES = {"max_iters", "eval_interval", "eval_iters", "log_interval", "sample_chars"}
+# What ``--resume`` may change: what acts only on the steps still to come (the optimiser's
+# settings, the schedule's length, the batch size) and what is only measured or printed. The
+# model's shape, the seed (the generator's state is restored instead) and the corpus cannot.
+RESUMABLE_CHANGES = {"max_iters", "lr", "min_lr", "warmup_iters", "weight_decay", "beta1",
+                     "beta2", "grad_clip", "batch_size", "eval_interval", "eval_iters",
+                     "log_interval", "sample_chars"}
 
 
 def check_batch_fits(config: TrainConfig, vocab_size: int) -> None:
@@ -257,7 +260,7 @@ def run_training(config: TrainConfig, out: Path, *, resume: bool = False,
                     log.write(step=run.step, train_loss=losses["train"],
                               val_loss=losses["validation"],
                               seconds=round(time.perf_counter() - started, 1))
-                    refuse_non_finite(checkpoint, [], losses)
+                    refuse_non_finite(checkpoint, [], losses, step=run.step)
                     run.save(checkpoint)
         except FloatingPointError as error:
             stopped = str(error) if isinstance(error, NonFiniteError) else \

@@ -5,7 +5,7 @@ from hypothesis import strategies as st
 from phase_00_math.gradcheck import check_gradients
 from phase_00_math.strategies import seeds, sizes
 from phase_04_attention.attention import scaled_dot_product_attention_forward
-from phase_09_modern.alibi import (
+from phase_09_modern.ops.alibi import (
     alibi_attention_backward,
     alibi_attention_forward,
     alibi_bias,

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from phase_00_math.gradcheck import check_gradients
 from phase_00_math.strategies import seeds, sizes
-from phase_09_modern.dpo import dpo_implicit_rewards, dpo_loss_backward, dpo_loss_forward
+from phase_09_modern.ops.dpo import dpo_implicit_rewards, dpo_loss_backward, dpo_loss_forward
 
 
 def _log_probs(rng, b):

@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from phase_07_gpt.presets import TrainConfig
-from phase_09_modern.alibi import alibi_bias
-from phase_09_modern.experiment import main
-from phase_09_modern.extrapolation import (
+from phase_09_modern.models.llama import apply_rope, rope_cache
+from phase_09_modern.ops.alibi import alibi_bias
+from phase_09_modern.research.extrapolation import (
     ENCODINGS,
     SINUSOID_RMS,
     attention_entropy,
@@ -18,7 +18,7 @@ from phase_09_modern.extrapolation import (
     run_extrapolation,
     size_config,
 )
-from phase_09_modern.llama import apply_rope, rope_cache
+from phase_09_modern.research.runner import main
 
 TINY = TrainConfig(block_size=8, n_layer=2, n_head=4, n_embd=16, batch_size=4, max_iters=4,
                    warmup_iters=1, eval_interval=2, eval_iters=2, device="cpu", threads=1)

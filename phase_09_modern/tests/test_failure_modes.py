@@ -6,22 +6,28 @@ import torch
 
 from phase_07_gpt.model import GPT, GPTConfig
 from phase_07_gpt.train import train
-from phase_09_modern.failure_modes import (
+from phase_09_modern.research.failure_modes.calibration import (
     calibration,
-    confident_errors,
-    encode_known,
     expected_calibration_error,
-    failure_markdown,
     fit_temperature,
-    longest_loop,
-    mean_nll,
-    next_token_logits,
-    ngram_repeats,
     reliability_bins,
-    repeated_ngram_rate,
-    repetition_stats,
+)
+from phase_09_modern.research.failure_modes.confident_errors import confident_errors
+from phase_09_modern.research.failure_modes.experiment import (
+    failure_markdown,
     run_failure_modes,
     size_configs,
+)
+from phase_09_modern.research.failure_modes.repetition import (
+    longest_loop,
+    ngram_repeats,
+    repeated_ngram_rate,
+    repetition_stats,
+)
+from phase_09_modern.research.failure_modes.scoring import (
+    encode_known,
+    mean_nll,
+    next_token_logits,
     softmax,
 )
 

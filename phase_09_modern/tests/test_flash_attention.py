@@ -9,7 +9,7 @@ from phase_04_attention.attention import (
     scaled_dot_product_attention_backward,
     scaled_dot_product_attention_forward,
 )
-from phase_09_modern.flash_attention import (
+from phase_09_modern.ops.flash_attention import (
     flash_attention_backward,
     flash_attention_forward,
 )
@@ -110,7 +110,7 @@ def test_causal_needs_at_least_as_many_keys_as_queries():
 def test_measured_memory_is_quadratic_for_naive_and_linear_for_tiled():
     """The benchmark's measurement, at two small lengths: doubling T quadruples naive
     attention's peak (the (T, T) probabilities) and at most doubles the tiled one's."""
-    from phase_09_modern.flash_bench import _naive, _tiled, peak_extra_bytes
+    from phase_09_modern.ops.flash_bench import _naive, _tiled, peak_extra_bytes
 
     rng = np.random.default_rng(0)
     peaks = {}

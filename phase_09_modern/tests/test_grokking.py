@@ -5,8 +5,7 @@ import pytest
 import torch
 
 from phase_01_nn.metrics import read_metrics
-from phase_09_modern.experiment import main, run_grokking
-from phase_09_modern.grokking import (
+from phase_09_modern.research.grokking import (
     GrokConfig,
     ModularTransformer,
     discrete_log_order,
@@ -17,6 +16,7 @@ from phase_09_modern.grokking import (
     primitive_root,
     train_grokking,
 )
+from phase_09_modern.research.runner import main, run_grokking
 
 
 @pytest.mark.parametrize("op", ["add", "div"])

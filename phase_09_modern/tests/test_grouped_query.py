@@ -11,7 +11,7 @@ from phase_04_attention.attention import (
     scaled_dot_product_attention_backward,
     scaled_dot_product_attention_forward,
 )
-from phase_09_modern.grouped_query import (
+from phase_09_modern.ops.grouped_query import (
     grouped_query_attention_backward,
     grouped_query_attention_forward,
     grouped_query_self_attention_backward,

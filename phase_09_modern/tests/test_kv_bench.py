@@ -3,8 +3,8 @@ import json
 import pytest
 import torch
 
-from phase_09_modern import kv_bench
-from phase_09_modern.llama import Llama, LlamaConfig
+from phase_09_modern.models import kv_bench
+from phase_09_modern.models.llama import Llama, LlamaConfig
 
 
 def test_the_reference_twin_has_our_weights():

@@ -6,7 +6,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from phase_09_modern.llama import KVCache, Llama, LlamaConfig, attention_mask, config_from_hf
+from phase_09_modern.models.llama import KVCache, Llama, LlamaConfig, attention_mask, config_from_hf
 
 transformers = pytest.importorskip("transformers")
 

@@ -5,8 +5,8 @@ import torch
 
 from phase_01_nn.metrics import read_metrics
 from phase_07_gpt.presets import PRESETS, TrainConfig
-from phase_09_modern.llama import Llama, LlamaConfig
-from phase_09_modern.llama_train import llama_config, main, swiglu_width
+from phase_09_modern.models.llama import Llama, LlamaConfig
+from phase_09_modern.models.llama_train import llama_config, main, swiglu_width
 
 TEXT = "".join(f"{w} the quick brown fox jumps over the lazy dog. " for w in range(300))
 

@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from phase_07_gpt.model import GPT, GPTConfig
-from phase_09_modern.lora import (
+from phase_09_modern.models.lora import (
     LoRALinear,
     apply_lora,
     finetune,

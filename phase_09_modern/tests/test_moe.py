@@ -5,7 +5,7 @@ from hypothesis import given
 from phase_00_math.gradcheck import check_gradients
 from phase_00_math.softmax import softmax
 from phase_00_math.strategies import seeds, sizes
-from phase_09_modern.moe import (
+from phase_09_modern.ops.moe import (
     load_balancing_loss_backward,
     load_balancing_loss_forward,
     moe_backward,

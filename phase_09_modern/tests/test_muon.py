@@ -4,7 +4,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from phase_00_math.strategies import seeds, sizes
-from phase_09_modern.muon import Muon, newton_schulz_orthogonalize
+from phase_09_modern.ops.muon import Muon, newton_schulz_orthogonalize
 
 # Measured: over 200 random inputs with singular values uniform in [1, 10] (condition number
 # <= 10), shapes 32x32, 16x64, 64x16, 128x128, five quintic steps left every singular value in

@@ -4,20 +4,20 @@ from hypothesis import given, settings
 
 from phase_00_math.strategies import seeds
 from phase_06_torch_parity.harness import ParityCase, run_case
-from phase_09_modern.parity import CASES, missing_cases, numpy_modules, numpy_ops
+from phase_09_modern.ops.parity import CASES, missing_cases, numpy_modules, numpy_ops
 
 SEEDS_PER_CASE = 8
 
 
 def test_every_numpy_op_of_phase_9_has_a_parity_case():
-    assert "phase_09_modern.rope" in numpy_modules()
-    assert "phase_09_modern.parity" not in numpy_modules()
+    assert "phase_09_modern.ops.rope" in numpy_modules()
+    assert "phase_09_modern.ops.parity" not in numpy_modules()
     assert missing_cases() == []
 
 
 def test_coverage_notices_an_op_without_a_case():
-    assert "phase_09_modern.rope.rope_forward" in numpy_ops()
-    assert "phase_09_modern.rope.rope_forward" in missing_cases(
+    assert "phase_09_modern.ops.rope.rope_forward" in numpy_ops()
+    assert "phase_09_modern.ops.rope.rope_forward" in missing_cases(
         [c for c in CASES if not c.name.startswith("rope")])
 
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from phase_07_gpt.model import GPT, GPTConfig
-from phase_09_modern.preference import (
+from phase_09_modern.models.preference import (
     completion_logprob,
     dpo_loss,
     main,

@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 from phase_00_math.gradcheck import check_gradients
 from phase_00_math.strategies import seeds, sizes
 from phase_04_attention.attention import scaled_dot_product_attention_forward
-from phase_09_modern.rmsnorm import (
+from phase_09_modern.ops.rmsnorm import (
     qk_norm_attention_backward,
     qk_norm_attention_forward,
     rms_norm_backward,

@@ -5,7 +5,7 @@ from hypothesis import strategies as st
 
 from phase_00_math.gradcheck import check_gradients
 from phase_00_math.strategies import seeds, sizes
-from phase_09_modern.rope import (
+from phase_09_modern.ops.rope import (
     interleaved_to_half_permutation,
     permute_heads_for_half_layout,
     rope_backward,

@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 from phase_00_math.gradcheck import check_gradients
 from phase_00_math.strategies import seeds, sizes
 from phase_04_attention.attention import scaled_dot_product_attention_forward
-from phase_09_modern.sliding_window import (
+from phase_09_modern.ops.sliding_window import (
     RollingKVCache,
     sliding_window_attention_backward,
     sliding_window_attention_forward,

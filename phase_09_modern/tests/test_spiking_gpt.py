@@ -4,9 +4,7 @@ import pytest
 import torch
 
 from phase_07_gpt.model import GPT, GPTConfig
-from phase_09_modern import spiking_experiment
-from phase_09_modern.spiking_experiment import CONDITIONS, run_spiking, spiking_markdown
-from phase_09_modern.spiking_gpt import (
+from phase_09_modern.models.spiking_gpt import (
     ENERGY_PER_ACCUMULATE_PJ,
     ENERGY_PER_MAC_PJ,
     LIFConfig,
@@ -17,6 +15,8 @@ from phase_09_modern.spiking_gpt import (
     spiking_gpt,
     surrogate_grad,
 )
+from phase_09_modern.research import spiking as spiking_experiment
+from phase_09_modern.research.spiking import CONDITIONS, run_spiking, spiking_markdown
 
 CONFIG = GPTConfig(vocab_size=11, block_size=8, n_layer=2, n_head=2, n_embd=8, bias=False)
 

@@ -5,7 +5,7 @@ from hypothesis import strategies as st
 
 from phase_00_math.gradcheck import check_gradients
 from phase_00_math.strategies import seeds, sizes
-from phase_09_modern.swiglu import (
+from phase_09_modern.ops.swiglu import (
     init_swiglu,
     llama_hidden_width,
     swiglu_backward,

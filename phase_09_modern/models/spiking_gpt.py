@@ -1,9 +1,9 @@
 """Phase 7's GPT with its MLP activation replaced by a leaky integrate-and-fire neuron.
 
-``lif`` is ``phase_09_modern/spiking.py``'s neuron in torch: the same unrolled recurrence, with
-the Heaviside a ``torch.autograd.Function`` (``SpikeFunction``) whose backward is the surrogate;
-autograd does the backward through time. ``spiking_gpt`` builds phase 7's GPT and swaps each
-block's MLP for a ``SpikingMLP`` holding the very same ``c_fc`` and ``c_proj``:
+``lif`` is ``phase_09_modern/ops/lif_neuron.py``'s neuron in torch: the same unrolled
+recurrence, with the Heaviside a ``torch.autograd.Function`` (``SpikeFunction``) whose backward
+is the surrogate; autograd does the backward through time. ``spiking_gpt`` builds phase 7's
+GPT and swaps each block's MLP for a ``SpikingMLP`` holding the very same ``c_fc`` and ``c_proj``:
 
     c_proj(lif(c_fc(x)))        instead of        c_proj(gelu(c_fc(x)))
 

@@ -8,7 +8,7 @@ reward is r(y) = beta (log pi(y|x) - log pi_ref(y|x)), and
 which is ln 2 while the policy equals the reference (both rewards 0). No reward model, no
 sampling during training: the loss is a logistic regression on log-probability ratios.
 
-``python -m phase_09_modern.preference [--preset tiny|full] [--base RUN_DIR] [--out DIR]`` is
+``python -m phase_09_modern.models.preference [--preset tiny|full] [--base RUN_DIR] [--out DIR]`` is
 the demo: a char GPT from phase 7 (pretrained here on Tiny Shakespeare, or loaded from a run
 directory) samples two completions per prompt; the one with the larger share of vowels among
 its letters is "preferred". DPO on those pairs should make the policy write more vowels; the
@@ -36,7 +36,7 @@ from phase_07_gpt.generate import generate
 from phase_07_gpt.presets import preset as train_preset
 from phase_07_gpt.sample import load_run
 from phase_07_gpt.train import train
-from phase_09_modern.lora import mean_loss
+from phase_09_modern.models.lora import mean_loss
 
 VOWELS = set("aeiouAEIOU")
 
@@ -228,7 +228,7 @@ def report(result: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m phase_09_modern.preference",
+    parser = argparse.ArgumentParser(prog="python -m phase_09_modern.models.preference",
                                      description=__doc__.split("\n\n")[3])
     parser.add_argument("--preset", default="full", choices=sorted(DEMOS))
     parser.add_argument("--base", type=Path, default=None,

@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from phase_00_math.softmax import softmax, softmax_backward
-from phase_09_modern.swiglu import swiglu_backward, swiglu_forward
+from phase_09_modern.ops.swiglu import swiglu_backward, swiglu_forward
 
 
 def top_k_routing(logits: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

@@ -1,4 +1,4 @@
-"""``python -m phase_09_modern.llama_train [--preset NAME] [--n-kv-head K] [--d-ff F]
+"""``python -m phase_09_modern.models.llama_train [--preset NAME] [--n-kv-head K] [--d-ff F]
 [--with-gpt] [--threads N] [--out DIR] [phase 7 options ...]``
 
 Trains the LLaMA-style model (``llama.py``) with phase 7's trainer: the same data, batches,
@@ -25,7 +25,7 @@ from phase_01_nn.config_options import config_from_args, preset_parser
 from phase_01_nn.corpus import CorpusNotFoundError
 from phase_07_gpt.presets import PRESETS, TrainConfig
 from phase_07_gpt.train import NonFiniteLossError, train
-from phase_09_modern.llama import Llama, LlamaConfig
+from phase_09_modern.models.llama import Llama, LlamaConfig
 
 
 def swiglu_width(n_embd: int, multiple_of: int = 8) -> int:
@@ -75,7 +75,7 @@ def comparison_table(runs: dict[str, dict]) -> str:
 
 
 def parse_args(argv: list[str] | None = None):
-    parser = preset_parser(argv, prog="python -m phase_09_modern.llama_train",
+    parser = preset_parser(argv, prog="python -m phase_09_modern.models.llama_train",
                            description=__doc__.split("\n\n")[1], config_class=TrainConfig,
                            presets=PRESETS, default="shakespeare-char",
                            run_root="runs/phase_09/llama", resume=False)

@@ -1,6 +1,6 @@
 """Memory and time of FlashAttention's tiles against naive attention, T = 256 .. 8192.
 
-    python -m phase_09_modern.flash_bench [--max-t 8192] [--d 64] [--block 128]
+    python -m phase_09_modern.ops.flash_bench [--max-t 8192] [--d 64] [--block 128]
 
 For each length T, one head (B = H = 1), float32, no mask: the peak of the memory allocated
 during a forward and a backward pass, above what the inputs already hold, measured with
@@ -25,7 +25,7 @@ from phase_04_attention.attention import (
     scaled_dot_product_attention_backward,
     scaled_dot_product_attention_forward,
 )
-from phase_09_modern.flash_attention import flash_attention_backward, flash_attention_forward
+from phase_09_modern.ops.flash_attention import flash_attention_backward, flash_attention_forward
 
 OUT_DIR = Path("runs/phase_09/flash_bench")
 NUMBA_MAX_T = 2048

@@ -6,7 +6,7 @@ A starts random and B at zero, so the wrapped layer starts as the base layer exa
 r (d_in + d_out) numbers per layer train instead of d_in d_out. After training, ``merge`` folds
 (alpha / r) B A into W, so inference costs nothing extra; ``unmerge`` takes it back out.
 
-``python -m phase_09_modern.lora [--preset tiny|full] [--speaker ROMEO] [--out DIR]`` is the
+``python -m phase_09_modern.models.lora [--preset tiny|full] [--speaker ROMEO] [--out DIR]`` is the
 demo: pretrain phase 7's char GPT on every speech of Tiny Shakespeare except one speaker's, then
 fine-tune on that speaker's speeches, once with LoRA and once in full, and compare the
 validation losses, the trainable parameters and the time.
@@ -247,7 +247,7 @@ def report(result: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m phase_09_modern.lora",
+    parser = argparse.ArgumentParser(prog="python -m phase_09_modern.models.lora",
                                      description=__doc__.split("\n\n")[3])
     parser.add_argument("--preset", default="full", choices=sorted(DEMOS))
     parser.add_argument("--speaker", default="ROMEO")

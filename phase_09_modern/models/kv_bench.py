@@ -1,4 +1,5 @@
-"""``python -m phase_09_modern.kv_bench [--lengths 64 128 256 512] [--threads 1] [--out DIR]``
+"""``python -m phase_09_modern.models.kv_bench [--lengths 64 128 256 512] [--threads 1]
+[--out DIR]``
 
 Generation speed with and without the key-value cache, on one small LLaMA-style model (random
 weights: speed does not depend on what was learnt). Without the cache every new token reruns
@@ -20,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from phase_09_modern.llama import Llama, LlamaConfig, our_name
+from phase_09_modern.models.llama import Llama, LlamaConfig, our_name
 
 PROMPT = 16
 MODEL = LlamaConfig(vocab_size=65, block_size=1024, n_layer=4, n_head=4, n_kv_head=4,
@@ -120,7 +121,7 @@ def plot(rows: list[dict], path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m phase_09_modern.kv_bench",
+    parser = argparse.ArgumentParser(prog="python -m phase_09_modern.models.kv_bench",
                                      description=__doc__.split("\n\n")[1])
     parser.add_argument("--lengths", type=int, nargs="+", default=[64, 128, 256, 512])
     parser.add_argument("--threads", type=int, default=1)

@@ -6,13 +6,13 @@ from hypothesis import strategies as st
 from phase_00_math.gradcheck import check_gradients, numerical_gradient, relative_error
 from phase_00_math.strategies import seeds
 from phase_06_torch_parity.harness import ParityCase, run_case
-from phase_09_modern.parity import CASES
-from phase_09_modern.spiking import (
+from phase_09_modern.ops.lif_neuron import (
     lif_backward,
     lif_forward,
     surrogate_grad,
     surrogate_step,
 )
+from phase_09_modern.ops.parity import CASES
 
 options = st.fixed_dictionaries({
     "beta": st.sampled_from([0.0, 0.5, 0.9, 1.0]),

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ast
 import importlib
+import importlib.util
 import inspect
 import pkgutil
 from pathlib import Path
@@ -21,38 +22,42 @@ import torch
 import torch.nn.functional as F
 
 from phase_06_torch_parity.harness import ParityCase
-from phase_09_modern.alibi import alibi_attention_backward, alibi_attention_forward, alibi_slopes
-from phase_09_modern.dpo import dpo_loss_backward, dpo_loss_forward
-from phase_09_modern.flash_attention import flash_attention_backward, flash_attention_forward
-from phase_09_modern.grouped_query import (
+from phase_09_modern.models.spiking_gpt import lif as torch_lif
+from phase_09_modern.ops.alibi import (
+    alibi_attention_backward,
+    alibi_attention_forward,
+    alibi_slopes,
+)
+from phase_09_modern.ops.dpo import dpo_loss_backward, dpo_loss_forward
+from phase_09_modern.ops.flash_attention import flash_attention_backward, flash_attention_forward
+from phase_09_modern.ops.grouped_query import (
     grouped_query_attention_backward,
     grouped_query_attention_forward,
     grouped_query_self_attention_backward,
     grouped_query_self_attention_forward,
 )
-from phase_09_modern.moe import (
+from phase_09_modern.ops.lif_neuron import lif_backward, lif_forward
+from phase_09_modern.ops.moe import (
     load_balancing_loss_backward,
     load_balancing_loss_forward,
     moe_backward,
     moe_forward,
 )
-from phase_09_modern.rmsnorm import (
+from phase_09_modern.ops.rmsnorm import (
     qk_norm_attention_backward,
     qk_norm_attention_forward,
     rms_norm_backward,
     rms_norm_forward,
 )
-from phase_09_modern.rope import rope_backward, rope_forward
-from phase_09_modern.sliding_window import (
+from phase_09_modern.ops.rope import rope_backward, rope_forward
+from phase_09_modern.ops.sliding_window import (
     sliding_window_attention_backward,
     sliding_window_attention_forward,
 )
-from phase_09_modern.spiking import lif_backward, lif_forward
-from phase_09_modern.spiking_gpt import lif as torch_lif
-from phase_09_modern.swiglu import swiglu_backward, swiglu_forward
+from phase_09_modern.ops.swiglu import swiglu_backward, swiglu_forward
 
 PACKAGE = "phase_09_modern"
-NOT_OPS = ("__main__", "parity", "flash_bench")
+NOT_OPS = ("__main__", "parity", "flash_bench", "runner", "experiment")
 
 
 def _int(rng, low, high):
@@ -350,16 +355,17 @@ def _imports_torch(path: Path) -> bool:
 
 
 def numpy_modules(package: str = PACKAGE) -> list[str]:
-    """The package's NumPy modules: every module that does not import torch (tests, scripts and
-    this file excluded)."""
+    """Every module of the package, subpackages included, that does not import torch (tests,
+    scripts and this file excluded): where a NumPy op lives, wherever it is put."""
     root = importlib.import_module(package)
     found = []
-    for info in pkgutil.iter_modules(root.__path__):
-        if info.ispkg or info.name in NOT_OPS:
+    for info in pkgutil.walk_packages(root.__path__, prefix=f"{package}."):
+        leaf = info.name.rsplit(".", 1)[1]
+        if info.ispkg or leaf in NOT_OPS or ".tests." in f"{info.name}.":
             continue
-        path = Path(root.__path__[0]) / f"{info.name}.py"
+        path = Path(importlib.util.find_spec(info.name).origin)
         if not _imports_torch(path):
-            found.append(f"{package}.{info.name}")
+            found.append(info.name)
     return sorted(found)
 
 

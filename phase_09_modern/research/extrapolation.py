@@ -48,8 +48,8 @@ from phase_07_gpt.experiment import cell, mean_spread  # noqa: E402
 from phase_07_gpt.model import GPT, CausalSelfAttention  # noqa: E402
 from phase_07_gpt.presets import TrainConfig  # noqa: E402
 from phase_07_gpt.train import train  # noqa: E402
-from phase_09_modern.alibi import alibi_slopes  # noqa: E402
-from phase_09_modern.llama import apply_rope, rope_cache  # noqa: E402
+from phase_09_modern.models.llama import apply_rope, rope_cache  # noqa: E402
+from phase_09_modern.ops.alibi import alibi_slopes  # noqa: E402
 
 ENCODINGS = ("learned", "sinusoidal", "rope", "alibi", "none")
 LABELS = {"learned": "learned", "sinusoidal": "sinusoidal", "rope": "RoPE", "alibi": "ALiBi",

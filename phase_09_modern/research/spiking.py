@@ -41,7 +41,7 @@ from phase_07_gpt.train import (  # noqa: E402
     lr_at,
     make_optimizer,
 )
-from phase_09_modern.spiking_gpt import (  # noqa: E402
+from phase_09_modern.models.spiking_gpt import (  # noqa: E402
     ENERGY_PER_ACCUMULATE_PJ,
     ENERGY_PER_MAC_PJ,
     LIFConfig,

@@ -174,8 +174,8 @@ def refuse_non_finite(path: str | os.PathLike, names: Iterable[str], losses: dic
                 else "no checkpoint was written")
         shown = ", ".join(bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
         when = f" at step {step}" if step is not None else ""
-        raise NonFiniteError(f"not finite{when}: {shown}; the state was not saved and {kept}. Lower "
-                             f"--lr or raise the warmup, then --resume or start again")
+        raise NonFiniteError(f"not finite{when}: {shown}; the state was not saved and {kept}. "
+                             f"Lower --lr or raise the warmup, then --resume or start again")
 
 
 def non_finite_arrays(arrays: dict[str, np.ndarray]) -> list[str]:

@@ -40,7 +40,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m phase_02_sequence", description=plain_help(__doc__))
+    parser = argparse.ArgumentParser(prog="python -m phase_02_sequence",
+                                     description=plain_help(__doc__))
     commands = parser.add_subparsers(dest="command", required=True)
     subs = {}
     for name, config_class in CONFIGS.items():

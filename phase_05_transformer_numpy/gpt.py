@@ -171,8 +171,9 @@ def generate(model: GPT, ids: np.ndarray, max_new_tokens: int, rng: np.random.Ge
              temperature: float = 1.0, top_k: int | None = None) -> np.ndarray:
     """ids: (B, T0) ints -> (B, T0 + max_new_tokens): each new token drawn from
     softmax(logits / temperature) at the last position (temperature 0: the most likely token),
-    restricted to the ``top_k`` most likely when given, the context cropped to the last ``block_size`` tokens (no key-value cache: every
-    step reruns the cropped context, which costs little at this size)."""
+    restricted to the ``top_k`` most likely when given, the context cropped to the last
+    ``block_size`` tokens (no key-value cache: every step reruns the cropped context, which
+    costs little at this size)."""
     if not (math.isfinite(temperature) and temperature >= 0):
         raise ValueError(f"temperature must be a finite number >= 0 (0 = greedy), got "
                          f"{temperature}")

@@ -154,11 +154,12 @@ def verify_checksum(path: str | os.PathLike) -> None:
 
 
 def check_checkpoint_file(path: str | os.PathLike) -> Path:
-    """``path`` if it is a file with a matching checksum, else a CheckpointError naming it."""
+    """``path`` if it is a file with a matching checksum; else a FileNotFoundError or a
+    CheckpointError naming it."""
     path = Path(path)
     if not path.is_file():
         hint = f"; {offer_previous(path)}" if previous_path(path).is_file() else ""
-        raise CheckpointError(f"no checkpoint at {path}{hint}")
+        raise FileNotFoundError(f"no checkpoint at {path}{hint}")
     verify_checksum(path)
     return path
 

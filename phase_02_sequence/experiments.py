@@ -341,7 +341,7 @@ def run_charlm(config: CharLMRunConfig, out: Path, *, data_path: str | None = No
                         f"window of --eval-seq-len {config.eval_seq_len}; use a longer corpus or "
                         f"a smaller --eval-seq-len")
     started = time.perf_counter()
-    stopped, window, val_loss = None, [], None
+    stopped, window, val_loss, saved_at = None, [], None, None
     log = resumed_metrics(out / "metrics.jsonl", lambda row: row["step"] <= run.step) \
         if resume else MetricsLog(out / "metrics.jsonl")
     with log, StopOnInterrupt() as stop:
@@ -360,6 +360,7 @@ def run_charlm(config: CharLMRunConfig, out: Path, *, data_path: str | None = No
                     window = []
                     refuse_non_finite(checkpoint, [], {"validation": val_loss}, step=run.step)
                     run.save(checkpoint)
+                    saved_at = run.step
         except FloatingPointError as error:
             stopped = str(error)
             print(f"\nstopped: {error}")
@@ -369,8 +370,8 @@ def run_charlm(config: CharLMRunConfig, out: Path, *, data_path: str | None = No
             stopped = f"interrupted at step {run.step}"
             print(f"\n{stopped}: saving the checkpoint, metrics and plot so far")
         rows = log.rows
-    if stopped is None or stop.requested:
-        run.save(checkpoint)
+    if (stopped is None or stop.requested) and saved_at != run.step:
+        run.save(checkpoint)  # once: a second save would make the previous one this same step
     seconds = time.perf_counter() - started
     if stopped is None or val_loss is None:
         val_loss = evaluate(run.model, val_ids, batch_size=val_batch, seq_len=config.eval_seq_len)

@@ -223,6 +223,7 @@ def run_training(config: TrainConfig, out: Path, *, resume: bool = False,
                                  checkpoint=checkpoint)
         print(f"resumed from {checkpoint} at step {run.step}")
     else:
+        get_batch(train_ids, 1, config.block_size, np.random.default_rng(0))  # long enough
         check_batch_fits(config, len(vocab))
         run = GPTTraining(config, train_ids, vocab)
     c = run.config

@@ -9,8 +9,9 @@ the command line, or ``TFS_DEBUG=1``, shows the traceback of a user error too.
 Which exceptions count as the user's: ``UserError``, which code raises where it has checked an
 input; ``ValueError``, the course's convention for a config or data value that fails its check
 (``UserError`` is one, so callers that catch ``ValueError`` keep working); the operating
-system's file errors (missing, not a directory, no permission, disk full); and ``MemoryError``,
-which on these sizes means a batch or context too large for the machine.
+system's file errors (missing, not a directory, no permission, disk full); and running out of
+memory (NumPy's ``MemoryError``, torch's out-of-memory errors), which on these sizes means a
+batch or context too large for the machine.
 """
 
 from __future__ import annotations
@@ -32,11 +33,21 @@ class UserError(ValueError):
     """An input the user can fix; the message names the value and says what to do."""
 
 
+def is_out_of_memory(error: BaseException) -> bool:
+    """NumPy raises MemoryError; torch raises a RuntimeError (its OutOfMemoryError on CUDA,
+    "can't allocate memory" on the CPU), which is recognised by its type name or words."""
+    if isinstance(error, MemoryError) or type(error).__name__ == "OutOfMemoryError":
+        return True
+    text = str(error)
+    return isinstance(error, RuntimeError) and ("can't allocate memory" in text
+                                                or "out of memory" in text)
+
+
 def describe(error: BaseException) -> str:
     """The one-line message for a user error: the exception's own words, completed where the
     operating system's are terse (they name the path but not what to do)."""
-    if isinstance(error, MemoryError):
-        detail = str(error) or "an allocation failed"
+    if is_out_of_memory(error):
+        detail = (str(error).splitlines() or ["an allocation failed"])[0]
         return (f"out of memory: {detail}; lower --batch-size or --block-size (or the model's "
                 f"size) until a batch fits in this machine's memory")
     if isinstance(error, OSError) and not isinstance(error, UserError):
@@ -69,7 +80,7 @@ _USER_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS}
 
 
 def is_user_error(error: BaseException) -> bool:
-    if isinstance(error, (ValueError, MemoryError, *_USER_OS_ERRORS)):
+    if isinstance(error, (ValueError, *_USER_OS_ERRORS)) or is_out_of_memory(error):
         return True
     return isinstance(error, OSError) and error.errno in _USER_ERRNOS
 

@@ -279,6 +279,20 @@ def test_an_internal_error_keeps_its_traceback():
     assert run_command(lambda argv: (_ for _ in ()).throw(UserError("bad")), []) == 2
 
 
+def test_running_out_of_memory_is_the_users_to_fix(capsys):
+    def torch_on_the_cpu(argv):
+        raise RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't "
+                           "allocate memory: you tried to allocate 136000000000 bytes.")
+
+    def numpy(argv):
+        raise MemoryError("Unable to allocate 127. GiB for an array with shape (1000000000, 17)")
+
+    for command, detail in ((torch_on_the_cpu, "136000000000 bytes"), (numpy, "127. GiB")):
+        assert run_command(command, []) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: out of memory:") and detail in err and "--batch-size" in err
+
+
 # ------------------------------------------------------------ library-level mistakes
 
 def test_a_saved_tokenizer_with_an_invalid_pattern_names_file_and_pattern(tmp_path):

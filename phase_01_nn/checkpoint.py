@@ -171,12 +171,18 @@ def refuse_non_finite(path: str | os.PathLike, names: Iterable[str], losses: dic
     bad = list(names) + [f"{k} loss {v}" for k, v in (losses or {}).items()
                          if not np.isfinite(v)]
     if bad:
-        kept = (f"the last good checkpoint {path} is kept" if Path(path).exists()
-                else "no checkpoint was written")
+        kept = what_is_kept(path)
         shown = ", ".join(bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
         when = f" at step {step}" if step is not None else ""
         raise NonFiniteError(f"not finite{when}: {shown}; the state was not saved and {kept}. "
                              f"Lower --lr or raise the warmup, then --resume or start again")
+
+
+def what_is_kept(path: str | os.PathLike) -> str:
+    """How a stopped run's message ends: the checkpoint it keeps, or that there is none."""
+    if Path(path).exists():
+        return f"the last good checkpoint {path} is kept"
+    return "no checkpoint was written (none was due yet)"
 
 
 def non_finite_arrays(arrays: dict[str, np.ndarray]) -> list[str]:

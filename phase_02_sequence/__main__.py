@@ -71,6 +71,9 @@ def _main(argv: list[str]) -> int:
     elif args.command == "charlm":
         summary = run_charlm(config, out, data_path=args.data, resume=args.resume,
                              given=given_options(subs["charlm"], argv))
+        if summary["stopped"] and "interrupted" not in summary["stopped"]:
+            print(f"error: training stopped: {summary['stopped']}", file=sys.stderr)
+            return 2
         print(summary["sample"])
         print(f"validation loss {summary['val_loss']:.4f} nats/char after {summary['steps']} "
               f"steps ({summary['seconds']} s)")

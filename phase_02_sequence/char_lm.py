@@ -183,14 +183,14 @@ class CharLMTraining:
         loss, cache = softmax_cross_entropy_forward(logits, targets=y)
         if not math.isfinite(float(loss)):
             raise FloatingPointError(f"step {self.step}: the loss became {float(loss)}; stopped "
-                                     f"before the update, the last checkpoint is intact")
+                                     f"before the update")
         self.model.zero_grad()
         self.model.backward(softmax_cross_entropy_backward(np.ones((), logits.dtype), cache)[0])
         grads = self.model.gradients()
         norm = clip_grad_norm(grads, c.clip)
         if not math.isfinite(norm):
             raise FloatingPointError(f"step {self.step}: the gradient norm became {norm}; "
-                                     f"stopped before the update, the last checkpoint is intact")
+                                     f"stopped before the update")
         self.optimizer.step(grads)
         self.state = self.model.final_state
         self.step += 1

@@ -25,7 +25,12 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from phase_01_nn.checkpoint import refuse_non_finite, remove_stale_temporaries  # noqa: E402
+from phase_01_nn.checkpoint import (  # noqa: E402
+    NonFiniteError,
+    refuse_non_finite,
+    remove_stale_temporaries,
+    what_is_kept,
+)
 from phase_01_nn.clipping import clip_grad_norm  # noqa: E402
 from phase_01_nn.command_line import UserError  # noqa: E402
 from phase_01_nn.config_options import check_config, refuse_changes_on_resume  # noqa: E402
@@ -362,8 +367,9 @@ def run_charlm(config: CharLMRunConfig, out: Path, *, data_path: str | None = No
                     run.save(checkpoint)
                     saved_at = run.step
         except FloatingPointError as error:
-            stopped = str(error)
-            print(f"\nstopped: {error}")
+            stopped = str(error) if isinstance(error, NonFiniteError) else \
+                f"{error}; {what_is_kept(checkpoint)}"
+            print(f"\nstopped: {stopped}")
         finally:
             bar.close()
         if stop.requested:
@@ -373,15 +379,22 @@ def run_charlm(config: CharLMRunConfig, out: Path, *, data_path: str | None = No
     if (stopped is None or stop.requested) and saved_at != run.step:
         run.save(checkpoint)  # once: a second save would make the previous one this same step
     seconds = time.perf_counter() - started
-    if stopped is None or val_loss is None:
-        val_loss = evaluate(run.model, val_ids, batch_size=val_batch, seq_len=config.eval_seq_len)
     plot_curves(rows, out / "loss.png", ys=["train_loss", "val_loss"], ylabel="nats per character",
                 title=f"char-level {run.config.cell.upper()} on Tiny Shakespeare",
                 hline=(2.0, "target 2.0"))
-    text_sample = sample(run.model, vocab, config.prompt, config.sample_chars,
-                         np.random.default_rng(run.config.seed), temperature=config.temperature)
-    (out / "sample.txt").write_text(text_sample + "\n", encoding="utf-8")
-    summary = {"val_loss": round(val_loss, 4), "steps": run.step, "stopped": stopped,
+    text_sample = ""
+    if stopped is None or stop.requested:  # a diverged model has nothing to evaluate or say
+        if val_loss is None or stopped is None:
+            val_loss = evaluate(run.model, val_ids, batch_size=val_batch,
+                                seq_len=config.eval_seq_len)
+        text_sample = sample(run.model, vocab, config.prompt, config.sample_chars,
+                             np.random.default_rng(run.config.seed),
+                             temperature=config.temperature)
+        (out / "sample.txt").write_text(text_sample + "\n", encoding="utf-8")
+    else:
+        val_loss = None
+    summary = {"val_loss": None if val_loss is None else round(val_loss, 4), "steps": run.step,
+               "stopped": stopped,
                "seconds": round(seconds, 1), "parameters": run.model.num_parameters(),
                "config": asdict(run.config), "sample": text_sample}
     write_summary(out, summary)

@@ -30,6 +30,7 @@ from phase_01_nn.checkpoint import (
     refuse_non_finite,
     remove_stale_temporaries,
     save_checkpoint,
+    what_is_kept,
 )
 from phase_01_nn.clipping import clip_grad_norm
 from phase_01_nn.command_line import UserError
@@ -265,7 +266,7 @@ def run_training(config: TrainConfig, out: Path, *, resume: bool = False,
                     run.save(checkpoint)
         except FloatingPointError as error:
             stopped = str(error) if isinstance(error, NonFiniteError) else \
-                f"{error}; {_what_is_kept(checkpoint)}"
+                f"{error}; {what_is_kept(checkpoint)}"
             print(f"\nstopped: {stopped}", file=sys.stderr)
         finally:
             bar.close()
@@ -295,9 +296,3 @@ def run_training(config: TrainConfig, out: Path, *, resume: bool = False,
     write_summary(out, summary)
     return summary
 
-
-def _what_is_kept(checkpoint: Path) -> str:
-    if checkpoint.exists():
-        _, meta = load_checkpoint(checkpoint)
-        return f"the last good checkpoint {checkpoint} (step {meta['step']}) is kept"
-    return "no checkpoint was written (none was due yet)"

@@ -476,3 +476,16 @@ def test_phase_7_resume_on_another_text_of_the_same_length(tmp_path, capsys):
     corpus.write_text(text[::-1], encoding="utf-8")  # same characters, same length
     assert phase_07_train.main([*args, "--max-iters", "4", "--resume"]) == 2
     assert "was trained on other data" in capsys.readouterr().err
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # the overflow that makes the NaN
+def test_phase_2_a_diverging_charlm_is_an_error_that_says_what_is_kept(files, tmp_path, capsys):
+    code = phase_02.main(["charlm", "--data", files["corpus"], "--steps", "40", *P2,
+                          "--lr", "1e38", "--min-lr", "1e37", "--clip", "1e9",
+                          "--out", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert code == 2 and "error: training stopped: " in err, err
+    assert "is kept" in err or "no checkpoint was written" in err
+    if (tmp_path / "run" / "checkpoint.npz").exists():
+        arrays, _ = load_checkpoint(tmp_path / "run" / "checkpoint.npz")
+        assert all(np.isfinite(a).all() for a in arrays.values())

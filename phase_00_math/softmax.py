@@ -2,7 +2,8 @@
 
 Subtracting the maximum before exponentiating changes nothing mathematically
 (softmax(x) = softmax(x - c)) and keeps every ``exp`` at most 1, so logits of 1e4 do not overflow.
-Derivations: ``phase_00_math/notes/04_probability_and_information.md``.
+Why the max trick works: ``phase_00_math/notes/04_probability_and_information.md`` (4.2-4.3).
+The backwards are derived in ``phase_00_math/notes/02_calculus.md`` (2.5).
 """
 
 import numpy as np

@@ -11,8 +11,9 @@ of the residual stream after each block and the attention entropy of each head (
 
 - ``norm-placement``: Pre-LN vs Post-LN, with and without warmup, at a normal and a high
   learning rate (Xiong et al. 2020, ``papers/2020-xiong-pre-ln.md``);
-- ``clipping``: global-norm clipping at 1.0 on vs off, at the learning rate x1, x3 and x10.
-Notes: ``phase_07_gpt/notes/04_experiments.md``.
+- ``clipping``: global-norm clipping at 1.0 on vs off, at the learning rate x1, x3 and x10;
+- ``optimizer``: AdamW against Muon for the blocks' matrices (``phase_07_gpt/muon.py``).
+Notes: ``phase_07_gpt/notes/04_experiments.md`` and ``05_muon.md``.
 """
 
 from __future__ import annotations
@@ -82,7 +83,14 @@ def _clipping() -> Experiment:
                       "as the learning rate grows?", tuple(conditions))
 
 
-EXPERIMENTS = {e.name: e for e in (_norm_placement(), _clipping())}
+def _optimizer() -> Experiment:
+    conditions = (Condition("AdamW", {"optimizer": "adamw"}),
+                  Condition("Muon (blocks' matrices) + AdamW", {"optimizer": "muon"}))
+    return Experiment("optimizer", "Does Muon for the blocks' matrices beat AdamW at the same "
+                      "steps?", conditions)
+
+
+EXPERIMENTS = {e.name: e for e in (_norm_placement(), _clipping(), _optimizer())}
 
 
 def condition_config(base: TrainConfig, overrides: dict, seed: int) -> TrainConfig:

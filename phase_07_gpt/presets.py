@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, replace
 from phase_01_nn.config_options import check_config, config_from_dict
 from phase_07_gpt.loggers import LOGGERS
 from phase_07_gpt.model import GPTConfig
+from phase_07_gpt.muon import check_optimizer_choice
 
 TOKENIZERS = ("char", "gpt2")
 MODEL_FIELDS = ("block_size", "n_layer", "n_head", "n_embd", "dropout", "bias", "pre_ln",
@@ -47,6 +48,8 @@ class TrainConfig:
     beta1: float = 0.9
     beta2: float = 0.99
     grad_clip: float = 1.0  # 0 turns clipping off
+    optimizer: str = "adamw"  # or "muon": Muon for the blocks' matrices, AdamW for the rest
+    muon_lr: float = 0.02  # the Muon group's peak learning rate (the schedule scales it too)
     # evaluation and records
     eval_interval: int = 250
     eval_iters: int = 200
@@ -74,6 +77,7 @@ class TrainConfig:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if not 0 < self.min_lr <= self.lr:
             raise ValueError(f"need 0 < min_lr <= lr, got min_lr={self.min_lr}, lr={self.lr}")
+        check_optimizer_choice(self.optimizer, self.muon_lr)
         for name in ("beta1", "beta2"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")

@@ -58,6 +58,7 @@ from phase_07_gpt.dataset import TokenData, build_tokenizer, get_batch, read_tex
 from phase_07_gpt.device import Runtime, flops_per_token, peak_flops, pick_runtime
 from phase_07_gpt.loggers import open_logger
 from phase_07_gpt.model import GPT
+from phase_07_gpt.muon import MuonWithAdamW, muon_param_groups
 from phase_07_gpt.presets import PRESETS, TrainConfig
 
 METRICS_FILE = "metrics.jsonl"
@@ -81,9 +82,22 @@ def lr_at(step: int, config: TrainConfig) -> float:
     return config.min_lr + 0.5 * (1.0 + math.cos(math.pi * progress)) * (config.lr - config.min_lr)
 
 
-def make_optimizer(model: GPT, config: TrainConfig, device: torch.device) -> torch.optim.AdamW:
+def set_learning_rate(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    """The schedule's rate on every group, times the group's ``lr_scale`` (the Muon group's
+    ``muon_lr / lr``; 1 for AdamW's groups)."""
+    for group in optimizer.param_groups:
+        group["lr"] = lr * group.get("lr_scale", 1.0)
+
+
+def make_optimizer(model: GPT, config: TrainConfig, device: torch.device
+                   ) -> torch.optim.Optimizer:
     """AdamW with weight decay on tensors of 2 or more dimensions (matmul weights, embeddings)
-    and none on vectors (biases, LayerNorm weights)."""
+    and none on vectors (biases, LayerNorm weights). With ``optimizer="muon"``, the blocks'
+    matrices take Muon's step instead (``phase_07_gpt/muon.py``)."""
+    if config.optimizer == "muon":
+        groups = muon_param_groups(model, lr=config.lr, muon_lr=config.muon_lr,
+                                   weight_decay=config.weight_decay)
+        return MuonWithAdamW(groups, lr=config.lr, betas=(config.beta1, config.beta2))
     params = [p for p in model.parameters() if p.requires_grad]
     groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": config.weight_decay},
               {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
@@ -281,8 +295,7 @@ def train(config: TrainConfig, out: str | Path, *, resume: bool = False,
                 evaluate_and_save(step)
             began = time.perf_counter()
             lr = lr_at(step, config)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
+            set_learning_rate(optimizer, lr)
             batches = [get_batch(data.train, config.batch_size, config.block_size, generator,
                                  runtime.device) for _ in range(config.grad_accum)]
             loss_value = accumulate_gradients(step_model, batches, runtime, scaler)

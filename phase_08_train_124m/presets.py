@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 
 from phase_01_nn.config_options import check_config, config_from_dict
 from phase_07_gpt.model import GPTConfig
+from phase_07_gpt.muon import check_optimizer_choice
 
 MODEL_FIELDS = ("vocab_size", "block_size", "n_layer", "n_head", "n_embd", "dropout", "bias")
 
@@ -41,6 +42,8 @@ class RunConfig:
     beta1: float = 0.9
     beta2: float = 0.95
     grad_clip: float = 1.0
+    optimizer: str = "adamw"  # or "muon" (phase 7's: Muon for the blocks' matrices)
+    muon_lr: float = 0.02
     # evaluation and records
     eval_interval: int = 250  # val loss, HellaSwag and a checkpoint every this many steps
     eval_iters: int = 80  # val micro-batches per evaluation, shared by the processes
@@ -60,6 +63,7 @@ class RunConfig:
     def __post_init__(self) -> None:
         check_config(self)
         self.model_config()
+        check_optimizer_choice(self.optimizer, self.muon_lr)
         for name in ("total_batch_tokens", "micro_batch", "max_iters", "eval_interval",
                      "eval_iters", "sample_tokens"):
             if getattr(self, name) < 1:

@@ -56,6 +56,7 @@ from phase_07_gpt.train import (
     make_optimizer,
     measured_before,
     plot_run,
+    set_learning_rate,
 )
 from phase_08_train_124m import hellaswag
 from phase_08_train_124m.distributed import (
@@ -329,8 +330,7 @@ def _train(config: RunConfig, out: Path, dist: Distributed, device_name: str, *,
                 write_sample(step)
             began = time.perf_counter()
             lr = lr_at(step, config)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
+            set_learning_rate(optimizer, lr)
             loss = train_step(step_model, loaders["train"], grad_accum, runtime, scaler, dist)
             if not math.isfinite(loss):
                 kept = (f"the last good checkpoint {ckpt_path} is kept" if ckpt_path.exists()

@@ -84,3 +84,38 @@ def broken_pointers(root: Path = ROOT) -> list[str]:
                 elif name not in defined_names(target.read_text(encoding="utf-8")):
                     problems.append(f"{where} (no such definition)")
     return problems
+
+
+BACKWARD_NAME = re.compile(r"(?:^|_)backward(?:_|$)")
+
+
+def _is_backward_name(name: str) -> bool:
+    """``*_backward`` and kernels such as ``flash_backward_tiles``; a ``Module.backward`` method
+    is composition, not an op, so a bare ``backward`` does not count."""
+    return name != "backward" and bool(BACKWARD_NAME.search(name))
+
+
+def backward_functions(phase: Path, root: Path = ROOT) -> list[tuple[str, str]]:
+    """(file relative to root, name) for every backward function of a phase: top-level functions
+    and methods (``Class.method``), found by walking the package, its tests excluded."""
+    found = []
+    for path in sorted(phase.rglob("*.py")):
+        if "tests" in path.relative_to(phase).parts:
+            continue
+        rel = path.relative_to(root).as_posix()
+        for name in sorted(defined_names(path.read_text(encoding="utf-8"))):
+            if _is_backward_name(name.rsplit(".", 1)[-1]):
+                found.append((rel, name))
+    return found
+
+
+def notes_pointers(root: Path = ROOT) -> set[tuple[str, str]]:
+    return {pointer for note in note_files(root)
+            for pointer in POINTER.findall(note.read_text(encoding="utf-8"))}
+
+
+def backwards_without_a_pointer(phases: list[Path], root: Path = ROOT) -> list[str]:
+    """Every backward of the given phases that no notes chapter points to as ``file.py::name``."""
+    pointed = notes_pointers(root)
+    return [f"{path}::{name}" for phase in phases
+            for path, name in backward_functions(phase, root) if (path, name) not in pointed]

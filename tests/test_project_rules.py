@@ -5,6 +5,8 @@ from pathlib import Path
 
 from tests.project_rules import (
     ROOT,
+    backward_functions,
+    backwards_without_a_pointer,
     broken_pointers,
     defined_names,
     import_violations,
@@ -91,3 +93,39 @@ def test_a_phase_marker_selects_exactly_that_phase():
     collected = [line for line in result.stdout.splitlines() if "::" in line]
     assert collected, result.stdout + result.stderr
     assert {Path(line.split("::")[0]).parts[0] for line in collected} == {phase}
+
+
+def _phases(numbers) -> list:
+    return [phase for phase in phase_dirs() if int(phase.name[6:8]) in numbers]
+
+
+def test_every_backward_of_phases_0_to_5_is_pointed_to_from_the_notes():
+    phases = _phases(range(6))
+    assert len(phases) == 6
+    assert backwards_without_a_pointer(phases) == []
+
+
+def test_every_backward_of_phase_9_is_pointed_to_from_the_notes():
+    phases = _phases({9})
+    assert phases, "phase 9 not found"
+    assert backward_functions(phases[0]), "no backward found in phase 9"
+    assert backwards_without_a_pointer(phases) == []
+
+
+def test_backward_pointer_check_catches_a_backward_without_a_pointer(tmp_path):
+    phase = tmp_path / "phase_04_attention"
+    (phase / "notes").mkdir(parents=True)
+    (phase / "tests").mkdir()
+    (phase / "ops.py").write_text(
+        "def scale_forward(x):\n    pass\n\ndef scale_backward(d, c):\n    pass\n\n"
+        "def shift_backward(d, c):\n    pass\n\ndef flash_backward_tiles(q):\n    pass\n\n"
+        "class Net:\n    def backward(self, d):\n        pass\n\n"
+        "    def _score_backward(self, d, c):\n        pass\n")
+    (phase / "tests" / "test_ops.py").write_text("def fake_backward(d, c):\n    pass\n")
+    (phase / "notes" / "01.md").write_text(
+        "Derived for `phase_04_attention/ops.py::scale_backward`.\n")
+    assert backwards_without_a_pointer([phase], tmp_path) == [
+        "phase_04_attention/ops.py::Net._score_backward",
+        "phase_04_attention/ops.py::flash_backward_tiles",
+        "phase_04_attention/ops.py::shift_backward",
+    ]

@@ -28,8 +28,10 @@ def test_training_batches_never_contain_a_test_sequence():
 
 
 def test_a_small_model_learns_to_copy(tmp_path):
-    """The command with the default model for a quarter of the default run (measured: 94% exact,
-    0.11 nats). It runs in a subprocess because the command sets one BLAS thread before NumPy
+    """The command with the default model for a quarter of the default run. Measured with
+    numpy 2.4.6, seeds 0 to 3: 81%, 92%, 80%, 85% exact, 0.12 to 0.20 nats (an earlier
+    NumPy build gave 94% at seed 0: the rounding of another BLAS changes the trajectory), so the
+    bar is 70%, far above an untrained model's 0%. It runs in a subprocess because the command sets one BLAS thread before NumPy
     loads: this test's process has NumPy's default threads, and on a busy 2-core machine those
     made the same run 11x slower (74 s against 6.7 s)."""
     result = subprocess.run(
@@ -39,5 +41,5 @@ def test_a_small_model_learns_to_copy(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "held-out: exact copies" in result.stdout
     summary = json.loads((tmp_path / "summary.json").read_text())
-    assert summary["test_exact_match"] >= 0.85 and summary["test_nll"] <= 0.3
+    assert summary["test_exact_match"] >= 0.7 and summary["test_nll"] <= 0.3
     assert (tmp_path / "loss.png").is_file() and (tmp_path / "metrics.jsonl").is_file()

@@ -1,4 +1,5 @@
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -26,6 +27,10 @@ def test_norm_placement_grid_changes_one_factor_at_a_time():
     assert sorted((c.grad_clip, c.lr) for c in clipping) == sorted(
         (clip, 1e-3 * s) for clip in (0.0, 1.0) for s in (1.0, 3.0, 10.0))
     assert all(c.seed == 2 for c in clipping)
+    optimizers = [condition_config(base, c.overrides, seed=1)
+                  for c in EXPERIMENTS["optimizer"].conditions]
+    assert [c.optimizer for c in optimizers] == ["adamw", "muon"]
+    assert replace(optimizers[1], optimizer="adamw") == optimizers[0]  # the one change
 
 
 def test_spikes_are_jumps_above_the_recent_median():

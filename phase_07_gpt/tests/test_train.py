@@ -8,6 +8,7 @@ from phase_01_nn.metrics import read_metrics
 from phase_07_gpt.checkpoint import load_checkpoint
 from phase_07_gpt.device import pick_runtime
 from phase_07_gpt.model import GPT, GPTConfig
+from phase_07_gpt.muon import MuonWithAdamW
 from phase_07_gpt.presets import TrainConfig, preset
 from phase_07_gpt.sample import load_run, sample_text
 from phase_07_gpt.train import (
@@ -239,3 +240,23 @@ def test_the_tensorboard_logger_mirrors_the_metrics_and_purges_on_resume(corpus,
 def test_an_unknown_logger_fails_clearly(corpus):
     with pytest.raises(ValueError, match="logger must be one of"):
         _config(corpus, logger="wandb")
+
+
+def test_the_trainer_with_muon_learns_and_resumes_to_the_bit(corpus, tmp_path):
+    config = _config(corpus, max_iters=40, eval_interval=20, lr=3e-3, optimizer="muon")
+    model = GPT(config.model_config(vocab_size=20))
+    assert isinstance(make_optimizer(model, config, torch.device("cpu")), MuonWithAdamW)
+    whole = train(config, tmp_path / "whole", quiet=True)
+    first = next(r for r in read_metrics(tmp_path / "whole" / "metrics.jsonl") if "val_loss" in r)
+    assert whole["final_val_loss"] < first["val_loss"] - 0.5
+    train(config, tmp_path / "split", quiet=True, stop_after=30)  # checkpoint at 20
+    resumed = train(config, tmp_path / "split", quiet=True, resume=True)
+    assert resumed["final_val_loss"] == whole["final_val_loss"]
+    a = load_checkpoint(tmp_path / "whole" / "ckpt.pt")["model"]
+    b = load_checkpoint(tmp_path / "split" / "ckpt.pt")["model"]
+    assert all(torch.equal(a[name], b[name]) for name in a)
+
+
+def test_an_unknown_optimizer_fails_clearly(corpus):
+    with pytest.raises(ValueError, match="optimizer must be one of"):
+        _config(corpus, optimizer="sgd")

@@ -22,7 +22,8 @@ from pathlib import Path
 import torch
 
 from phase_01_nn.command_line import UserError, plain_help, run_command
-from phase_09_modern.models.llama import Llama, LlamaConfig, our_name
+from phase_09_modern.models.llama import Llama, LlamaConfig
+from phase_09_modern.models.llama_checkpoints import our_name
 
 PROMPT = 16
 MODEL = LlamaConfig(vocab_size=65, block_size=1024, n_layer=4, n_head=4, n_kv_head=4,

@@ -32,6 +32,8 @@ from phase_05_transformer_numpy.gpt import INITS, block_init_std
 from phase_06_torch_parity.gpt_twin import redraw_block_weights
 from phase_07_gpt.generate import choose_next
 from phase_07_gpt.model import _read_safetensors
+from phase_09_modern.models.kv_cache import KVCache, LayerCache, attention_mask
+from phase_09_modern.models.llama_checkpoints import config_from_hf, hf_state_dict
 
 
 def _positive_int(value) -> bool:
@@ -129,75 +131,6 @@ def rotate_half(x: torch.Tensor) -> torch.Tensor:
 def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
     """x: (B, H, T, D), cos and sin: (T, D); each pair turned by its position's angle."""
     return x * cos + rotate_half(x) * sin
-
-
-def attention_mask(q_pos: torch.Tensor, k_pos: torch.Tensor, window: int | None
-                   ) -> torch.Tensor:
-    """(Tq, Tk) bool, True where a query may see a key: the key's slot is filled (position
-    >= 0), not in the query's future, and with a window fewer than ``window`` positions back."""
-    q, k = q_pos[:, None], k_pos[None, :]
-    allowed = (k >= 0) & (k <= q)
-    if window is not None:
-        allowed &= q - k < window
-    return allowed
-
-
-class LayerCache:
-    """One layer's keys and values, (B, n_kv_head, capacity, head_dim), allocated once.
-
-    Without a window, the token at position p lives in slot p. With a window W the buffer is a
-    ring of W slots (position p in slot p mod W): a new chunk attends to the ring and to itself,
-    then its last W tokens overwrite the oldest ones. ``positions`` holds each slot's position
-    (-1 while empty), from which ``attention_mask`` builds the mask."""
-
-    def __init__(self, batch: int, n_kv_head: int, head_dim: int, capacity: int,
-                 window: int | None, device: torch.device, dtype: torch.dtype) -> None:
-        shape = (batch, n_kv_head, capacity, head_dim)
-        self.k = torch.zeros(shape, device=device, dtype=dtype)
-        self.v = torch.zeros(shape, device=device, dtype=dtype)
-        self.positions = torch.full((capacity,), -1, dtype=torch.int64, device=device)
-        self.window = window
-
-    def update(self, k: torch.Tensor, v: torch.Tensor, q_pos: torch.Tensor):
-        """Store the chunk's k, v (B, n_kv_head, T, D) at positions ``q_pos`` (T,); returns
-        the keys, values and key positions the chunk attends to."""
-        if self.window is None:
-            start, end = int(q_pos[0]), int(q_pos[-1]) + 1
-            self.k[:, :, start:end] = k
-            self.v[:, :, start:end] = v
-            self.positions[start:end] = q_pos
-            return self.k[:, :, :end], self.v[:, :, :end], self.positions[:end]
-        keys = torch.cat([self.k, k], dim=2)
-        values = torch.cat([self.v, v], dim=2)
-        key_pos = torch.cat([self.positions, q_pos])
-        keep = min(k.size(2), self.window)
-        slots = q_pos[-keep:] % self.window
-        self.k[:, :, slots] = k[:, :, -keep:]
-        self.v[:, :, slots] = v[:, :, -keep:]
-        self.positions[slots] = q_pos[-keep:]
-        return keys, values, key_pos
-
-
-class KVCache:
-    """Every layer's ``LayerCache`` and ``length``, the number of tokens seen so far (the
-    position of the next one). Capacity is ``max_len`` slots per layer, or ``sliding_window``
-    when the model has one."""
-
-    def __init__(self, config: LlamaConfig, batch: int, max_len: int,
-                 device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> None:
-        if not 1 <= max_len <= config.block_size:
-            raise ValueError(f"a cache for {max_len} tokens: need 1 <= max_len <= block_size "
-                             f"= {config.block_size}")
-        ring = config.sliding_window is not None and config.sliding_window < max_len
-        window = config.sliding_window if ring else None
-        capacity = window if ring else max_len
-        self.max_len = max_len
-        self.length = 0
-        self.layers = [LayerCache(batch, config.n_kv_head, config.head_dim, capacity, window,
-                                  torch.device(device), dtype) for _ in range(config.n_layer)]
-
-    def slots_in_use(self) -> int:
-        return int((self.layers[0].positions >= 0).sum())
 
 
 class Attention(nn.Module):
@@ -451,58 +384,3 @@ def _check_generation(config: LlamaConfig, ids: torch.Tensor, max_new_tokens: in
     if prefill_chunk is not None and not _positive_int(prefill_chunk):
         raise ValueError(f"prefill_chunk must be a positive integer or None, "
                          f"got {prefill_chunk!r}")
-
-
-def config_from_hf(hf: dict) -> dict:
-    """A Hugging Face Llama or Mistral ``config.json`` (as a dict) -> ``LlamaConfig`` fields.
-    Anything this model does not implement (another activation, RoPE scaling) is an error."""
-    kind = hf.get("model_type")
-    if kind not in ("llama", "mistral"):
-        raise ValueError(f"model_type {kind!r} is not supported; expected 'llama' or 'mistral'")
-    if hf.get("hidden_act", "silu") != "silu":
-        raise ValueError(f"hidden_act {hf['hidden_act']!r} is not supported; SwiGLU uses 'silu'")
-    rope = hf.get("rope_parameters") or hf.get("rope_scaling") or {}
-    if rope.get("rope_type", rope.get("type", "default")) != "default":
-        raise ValueError(f"RoPE scaling {rope!r} is not supported; only the default RoPE")
-    theta = rope.get("rope_theta", hf.get("rope_theta", 10000.0))
-    return {
-        "vocab_size": hf["vocab_size"], "block_size": hf["max_position_embeddings"],
-        "n_layer": hf["num_hidden_layers"], "n_head": hf["num_attention_heads"],
-        "n_kv_head": hf.get("num_key_value_heads") or hf["num_attention_heads"],
-        "n_embd": hf["hidden_size"], "d_ff": hf["intermediate_size"],
-        "head_dim": hf.get("head_dim") or hf["hidden_size"] // hf["num_attention_heads"],
-        "rope_theta": float(theta), "norm_eps": hf.get("rms_norm_eps", 1e-6),
-        "sliding_window": hf.get("sliding_window") if kind == "mistral" else None,
-        "tie_weights": bool(hf.get("tie_word_embeddings", False)),
-        "bias": bool(hf.get("attention_bias", False)), "mlp_bias": bool(hf.get("mlp_bias", False)),
-        "dropout": 0.0,
-    }
-
-
-HF_NAMES = (  # Hugging Face prefix or suffix -> this model's
-    ("model.embed_tokens.", "transformer.wte."),
-    ("model.norm.", "transformer.ln_f."),
-    ("model.layers.", "transformer.h."),
-    (".self_attn.", ".attn."),
-    (".input_layernorm.", ".ln_1."),
-    (".post_attention_layernorm.", ".ln_2."),
-)
-
-
-def our_name(hf_name: str) -> str:
-    """``model.layers.0.self_attn.q_proj.weight`` -> ``transformer.h.0.attn.q_proj.weight``."""
-    for old, new in HF_NAMES:
-        hf_name = hf_name.replace(old, new)
-    return hf_name
-
-
-def hf_state_dict(hf_state: dict[str, torch.Tensor], config: LlamaConfig
-                  ) -> dict[str, torch.Tensor]:
-    """Rename a Hugging Face Llama/Mistral state dict (``our_name``); ``nn.Linear`` on both
-    sides, so no transposes. Hugging Face's q and k weights are already in the rotate-half
-    layout this model's RoPE uses. A tied checkpoint without ``lm_head.weight`` gets wte's."""
-    state = {our_name(name): tensor for name, tensor in hf_state.items()
-             if not name.endswith("rotary_emb.inv_freq")}
-    if "lm_head.weight" not in state or config.tie_weights:
-        state["lm_head.weight"] = state["transformer.wte.weight"]
-    return state

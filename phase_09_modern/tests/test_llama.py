@@ -6,7 +6,9 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from phase_09_modern.models.llama import KVCache, Llama, LlamaConfig, attention_mask, config_from_hf
+from phase_09_modern.models.kv_cache import KVCache, attention_mask
+from phase_09_modern.models.llama import Llama, LlamaConfig
+from phase_09_modern.models.llama_checkpoints import config_from_hf
 
 transformers = pytest.importorskip("transformers")
 

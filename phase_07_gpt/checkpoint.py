@@ -81,10 +81,12 @@ def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
 def check_same_model(saved: dict, config: TrainConfig, path: str | os.PathLike) -> None:
     """A checkpoint from another architecture or data fails here, naming what differs, instead
     of failing deep inside ``load_state_dict`` or, worse, silently training on other tokens.
-    The seed cannot change either: a resume restores the generators' states instead."""
+    The seed cannot change either (a resume restores the generators' states instead), nor the
+    optimizer (its saved state belongs to the one that wrote it)."""
     current = config.to_dict()
+    saved = {"optimizer": "adamw", **saved}  # checkpoints from before the option: AdamW
     differ = [f"{name}: checkpoint {saved.get(name)!r}, this run {current[name]!r}"
-              for name in (*MODEL_FIELDS, "data", "tokenizer", "seed")
+              for name in (*MODEL_FIELDS, "data", "tokenizer", "seed", "optimizer")
               if saved.get(name) != current[name]]
     if differ:
         raise ValueError(f"the checkpoint {path} was made with another config; "

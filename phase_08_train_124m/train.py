@@ -87,8 +87,9 @@ def load_run_state(path: Path, config: RunConfig) -> dict:
     if missing:
         raise CheckpointError(f"{path} is not a phase 8 checkpoint (it lacks {sorted(missing)})")
     current = config.to_dict()
+    state["config"] = {"optimizer": "adamw", **state["config"]}  # from before the option
     differ = [f"{name}: checkpoint {state['config'].get(name)!r}, this run {current[name]!r}"
-              for name in (*MODEL_FIELDS, "total_batch_tokens")
+              for name in (*MODEL_FIELDS, "total_batch_tokens", "optimizer")
               if state["config"].get(name) != current[name]]
     if differ:
         raise ValueError(f"the checkpoint {path} was made with another config; "

@@ -185,6 +185,7 @@ ROWS = [
     ("p7-min-lr-nan", phase_07_train, [*P7, "--min-lr", "nan", "--out", "{out}"], "--min-lr must be a finite number, got nan"),
     ("p7-resume-nothing", phase_07_train, [*P7, "--data", "{corpus}", "--resume", "--out", "{out}"], "no checkpoint at"),
     ("p7-resume-new-seed", phase_07_train, [*P7, "--data", "{corpus}", "--resume", "--out", "{p7}", "--seed", "7"], "seed: checkpoint 1337, this run 7"),
+    ("p7-resume-new-optimizer", phase_07_train, [*P7, "--data", "{corpus}", "--resume", "--out", "{p7}", "--optimizer", "muon"], "optimizer: checkpoint 'adamw', this run 'muon'"),
     ("p7-resume-other-corpus", phase_07_train, [*P7, "--data", "{other}", "--resume", "--out", "{p7}"], "data: checkpoint"),
     ("p7-flipped-checkpoint", phase_07_train, [*P7, "--data", "{corpus}", "--resume", "--out", "{run}"], "ckpt.pt is corrupted", "p7-flipped"),
     ("p7-truncated-unchecked", phase_07_train, [*P7, "--data", "{corpus}", "--resume", "--out", "{run}"], "ckpt.pt cannot be read", "p7-truncated"),

@@ -13,6 +13,8 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from phase_00_math.gradient_report import explain_mismatch, explain_shape, op_name
+
 TINY = 1e-300
 EPS = float(np.finfo(np.float64).eps)
 ROUNDING_MARGIN = 100.0
@@ -105,7 +107,12 @@ def check_gradients(
     floor of the central differences (``rounding_floor``: a gradient that is itself no larger
     than rounding noise has a meaningless relative error), or when ``backward`` returns the
     wrong number of gradients, a gradient of the wrong shape, or ``forward`` mutates its inputs.
+    The message teaches (``phase_00_math/gradient_report.py``): it names the backward and the
+    argument, shows a few of your values beside the numeric ones, and the constant ratio or the
+    transpose or the misplaced mask when it sees one.
     """
+    __tracebackhide__ = True  # pytest: show the message, not this function's source
+    op = op_name(backward)
     if names is None:
         names = [f"arg{i}" for i in range(len(arrays))]
     if len(names) != len(arrays):
@@ -127,24 +134,28 @@ def check_gradients(
     grads = _as_tuple(backward(dout_arg, cache))
 
     for name, array, original in zip(names, arrays, originals, strict=True):
-        if array is not None:
-            assert np.array_equal(array, original), f"forward or backward mutated {name!r}"
-    assert len(grads) == len(arrays), (
-        f"backward returned {len(grads)} gradients for {len(arrays)} array arguments"
-    )
+        if array is not None and not np.array_equal(array, original):
+            raise AssertionError(f"{op}: forward or backward mutated {name!r}")
+    if len(grads) != len(arrays):
+        raise AssertionError(f"{op} returned {len(grads)} gradients for {len(arrays)} array "
+                             f"arguments ({', '.join(names)}): one per argument, in order")
 
     errors: dict[str, float] = {}
-    failures: dict[str, str] = {}
+    failures: list[str] = []
     for index, (name, array, grad) in enumerate(zip(names, arrays, grads, strict=True)):
         if array is None:
-            assert grad is None, f"argument {name!r} is None but backward returned a gradient"
+            if grad is not None:
+                raise AssertionError(f"{op}: argument {name!r} is None but backward returned "
+                                     "a gradient for it (return None)")
             continue
-        assert grad is not None, f"backward returned None for argument {name!r}"
+        if grad is None:
+            raise AssertionError(f"{op} returned None for argument {name!r}")
         grad = np.asarray(grad)
-        assert grad.shape == array.shape, (
-            f"gradient of {name!r} has shape {grad.shape}, expected {array.shape}"
-        )
-        assert grad.dtype == np.float64, f"gradient of {name!r} is {grad.dtype}, not float64"
+        if grad.shape != array.shape:
+            raise AssertionError(explain_shape(op, name, grad.shape, array.shape))
+        if grad.dtype != np.float64:
+            raise AssertionError(f"{op}: the gradient of {name!r} is {grad.dtype}, not float64 "
+                                 "(the inputs were float64; keep the dtype)")
 
         def loss_of(value, index=index):
             args = list(arrays)
@@ -158,9 +169,10 @@ def check_gradients(
             difference = float(np.linalg.norm((grad - numeric).ravel()))
             floor = rounding_floor(loss_terms, array.size, h)
             if not difference <= floor:
-                failures[name] = (f"{name}: relative error {errors[name]:.3e} "
-                                  f"(difference {difference:.3e}, rounding floor {floor:.1e})")
+                failures.append(f"{name}: relative error {errors[name]:.3e} (difference "
+                                f"{difference:.3e}, rounding floor {floor:.1e})\n"
+                                + explain_mismatch(op, name, grad, numeric))
     if failures:
-        detail = ", ".join(failures.values())
-        raise AssertionError(f"gradient check failed (tol {tol:.0e}) for {detail}")
+        raise AssertionError(f"gradient check of {op} failed (tol {tol:.0e}) for "
+                             + "\n".join(failures))
     return errors

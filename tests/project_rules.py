@@ -10,6 +10,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 PHASE_DIR = re.compile(r"^phase_(\d{2})_[a-z0-9_]+$")
 NUMPY_ONLY_UP_TO = 5
+TOOLING = "tfs"  # the course tooling: it may import any phase, no phase may import it
 POINTER = re.compile(r"`?((?:[\w.-]+/)*[\w.-]+\.py)::([A-Za-z_][\w.]*)`?")
 
 
@@ -35,7 +36,7 @@ def imported_modules(source: str) -> list[tuple[int, str]]:
 
 
 def import_violations(root: Path = ROOT) -> list[str]:
-    """Every import of a later phase, and every torch import in phases 0 to 5."""
+    """Every import of a later phase, of the course tooling, and of torch in phases 0 to 5."""
     problems = []
     for phase in phase_dirs(root):
         own = phase_number(phase.name)
@@ -46,6 +47,9 @@ def import_violations(root: Path = ROOT) -> list[str]:
                 other = phase_number(top)
                 if other is not None and other > own:
                     problems.append(f"{rel}:{line} imports {top}, a later phase")
+                if top == TOOLING:
+                    problems.append(f"{rel}:{line} imports {top}, the course tooling, which "
+                                    "only imports phases")
                 if top == "torch" and own <= NUMPY_ONLY_UP_TO:
                     problems.append(f"{rel}:{line} imports torch, but phases 0-5 are NumPy only")
     return problems

@@ -24,13 +24,15 @@ def test_import_rule_catches_planted_violations(tmp_path):
     early.mkdir()
     (early / "ok.py").write_text("import numpy\nfrom phase_00_math.gradcheck import x\n")
     (early / "bad.py").write_text(
-        "from phase_04_attention.mha import mha_forward\nimport torch.nn as nn\n")
+        "from phase_04_attention.mha import mha_forward\nimport torch.nn as nn\n"
+        "from tfs.grading import grade\n")
     late = tmp_path / "phase_07_gpt"
     late.mkdir()
     (late / "fine.py").write_text("import torch\nfrom phase_05_transformer_numpy import gpt\n")
     assert import_violations(tmp_path) == [
         "phase_01_nn/bad.py:1 imports phase_04_attention, a later phase",
         "phase_01_nn/bad.py:2 imports torch, but phases 0-5 are NumPy only",
+        "phase_01_nn/bad.py:3 imports tfs, the course tooling, which only imports phases",
     ]
 
 

@@ -31,9 +31,9 @@ def test_a_small_model_learns_to_copy(tmp_path):
     """The command with the default model for a quarter of the default run. Measured with
     numpy 2.4.6, seeds 0 to 3: 81%, 92%, 80%, 85% exact, 0.12 to 0.20 nats (an earlier
     NumPy build gave 94% at seed 0: the rounding of another BLAS changes the trajectory), so the
-    bar is 70%, far above an untrained model's 0%. It runs in a subprocess because the command sets one BLAS thread before NumPy
-    loads: this test's process has NumPy's default threads, and on a busy 2-core machine those
-    made the same run 11x slower (74 s against 6.7 s)."""
+    bar is 70%, far above an untrained model's 0%. It runs in a subprocess because the command
+    sets one BLAS thread before NumPy loads: this test's process has NumPy's default threads,
+    and on a busy 2-core machine those made the same run 11x slower (74 s against 6.7 s)."""
     result = subprocess.run(
         [sys.executable, "-m", "phase_05_transformer_numpy", "copy", "--batch-size", "32",
          "--steps", "300", "--n-test", "100", "--eval-every", "150", "--out", str(tmp_path)],

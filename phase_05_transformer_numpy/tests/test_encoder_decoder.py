@@ -11,6 +11,7 @@ from phase_05_transformer_numpy.cross_attention import (
     cross_attention_backward,
     cross_attention_forward,
 )
+from phase_05_transformer_numpy.diagnose import explain_model_failure
 from phase_05_transformer_numpy.encoder_decoder import (
     Transformer,
     TransformerConfig,
@@ -85,7 +86,8 @@ def test_whole_encoder_decoder_gradient_check(pre_ln):
                 value[...] = saved
 
         error = relative_error(analytic, numerical_gradient(loss_at, value))
-        assert error <= 1e-6, (name, error)
+        assert error <= 1e-6, explain_model_failure(
+            f"{name}: relative error {error:.2e} in the whole encoder-decoder check")
     names = set(model.parameters())
     assert {"embed.weight", "decoder.1.cross_attn.w_kv", "encoder.0.attn.w_qkv"} <= names
     assert ("ln_enc.gamma" in names) == pre_ln

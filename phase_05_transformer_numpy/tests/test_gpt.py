@@ -3,7 +3,9 @@
 import numpy as np
 import pytest
 
+import phase_04_attention.layer_norm as layer_norm_module
 from phase_00_math.gradcheck import numerical_gradient, relative_error
+from phase_05_transformer_numpy.diagnose import explain_model_failure, first_failing_op
 from phase_05_transformer_numpy.gpt import GPT, GPTConfig
 
 TINY = GPTConfig(vocab_size=7, block_size=4, n_layer=2, n_head=2, n_embd=8, bias=True)
@@ -43,7 +45,8 @@ def test_whole_model_gradient_check(pre_ln):
     errors = _model_gradient_errors(model, ids, targets)
     assert len(errors) == 2 + 12 * 2 + 2
     worst = max(errors, key=errors.get)
-    assert errors[worst] <= 1e-6, (worst, errors[worst])
+    assert errors[worst] <= 1e-6, explain_model_failure(
+        f"{worst}: relative error {errors[worst]:.2e} in the whole-model check")
 
 
 def test_untied_sinusoidal_tanh_model_gradients():
@@ -55,7 +58,25 @@ def test_untied_sinusoidal_tanh_model_gradients():
         value += 0.3 * rng.standard_normal(value.shape)
     errors = _model_gradient_errors(model, rng.integers(0, 5, (2, 3)), rng.integers(0, 5, (2, 3)))
     assert "lm_head.w" in errors and "wpe.weight" not in errors
-    assert max(errors.values()) <= 1e-6
+    worst = max(errors, key=errors.get)
+    assert errors[worst] <= 1e-6, explain_model_failure(
+        f"{worst}: relative error {errors[worst]:.2e} in the whole-model check")
+
+
+def test_a_model_failure_names_the_first_failing_op(monkeypatch):
+    assert first_failing_op() is None
+    reference = layer_norm_module.layer_norm_backward
+
+    def halved(dout, cache):  # a planted bug: every gradient of layer norm is half the truth
+        return tuple(None if g is None else 0.5 * g for g in reference(dout, cache))
+
+    monkeypatch.setattr(layer_norm_module, "layer_norm_backward", halved)
+    message = explain_model_failure("h.0.ln_1.gamma: relative error 3.3e-01")
+    assert "the first op that fails its own check is layer_norm_backward: run `pytest " \
+           "phase_04_attention`" in message
+    assert "0.5x the true one: a missing factor of 2?" in message
+    monkeypatch.undo()
+    assert "Every op the model uses passes its own gradient check" in explain_model_failure("x")
 
 
 def test_parameter_names_mirror_gpt2():

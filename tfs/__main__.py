@@ -1,0 +1,3 @@
+from tfs.cli import main
+
+raise SystemExit(main())

@@ -10,8 +10,8 @@ import argparse  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+from phase_01_nn.command_line import plain_help, run_command  # noqa: E402
 from phase_01_nn.config_options import add_config_options, config_from_args  # noqa: E402
-from phase_01_nn.corpus import CorpusNotFoundError  # noqa: E402
 from phase_01_nn.demos import (  # noqa: E402
     NamesConfig,
     SpiralsConfig,
@@ -22,7 +22,11 @@ from phase_01_nn.demos import (  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m phase_01_nn", description=__doc__)
+    return run_command(_main, argv)
+
+
+def _main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m phase_01_nn", description=plain_help(__doc__))
     commands = parser.add_subparsers(dest="command", required=True)
     spirals = commands.add_parser("spirals", help="an MLP on 3-class spirals")
     add_config_options(spirals, SpiralsConfig)
@@ -41,11 +45,7 @@ def main(argv: list[str] | None = None) -> int:
         summary = run_spirals(config_from_args(args, SpiralsConfig), out)
         print(f"training accuracy {summary['train_accuracy']:.2%} in {summary['seconds']} s")
     elif args.command == "names":
-        try:
-            summary = run_names(config_from_args(args, NamesConfig), out, args.data)
-        except CorpusNotFoundError as error:
-            print(f"error: {error}", file=sys.stderr)
-            return 2
+        summary = run_names(config_from_args(args, NamesConfig), out, args.data)
         print("\n".join(summary["samples"]))
         print(f"train {summary['train_loss']:.4f}  val {summary['val_loss']:.4f}  "
               f"test {summary['test_loss']:.4f} nats/char  ({summary['seconds']} s)")

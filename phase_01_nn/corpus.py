@@ -20,6 +20,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from phase_01_nn.command_line import UserError
+
 
 @dataclass(frozen=True)
 class Corpus:
@@ -157,4 +159,14 @@ def fetch(corpus: Corpus, *, download: bool = True) -> Path:
 def load_corpus(name: str, path: str | os.PathLike | None = None, *,
                 download: bool = True) -> str:
     """The corpus ``name`` as text (UTF-8)."""
-    return corpus_path(name, path, download=download).read_text(encoding="utf-8")
+    return read_utf8(corpus_path(name, path, download=download))
+
+
+def read_utf8(path: str | os.PathLike) -> str:
+    """The text of ``path``; a file that is not UTF-8 is an error that names it and the byte."""
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise UserError(f"{path} is not UTF-8 text: byte {error.object[error.start]:#04x} at "
+                        f"offset {error.start} ({error.reason}); convert it to UTF-8 (e.g. "
+                        f"iconv -f latin1 -t utf-8) or give another file") from None

@@ -32,6 +32,7 @@ from phase_01_nn.char_mlp import (  # noqa: E402
     split_words,
 )
 from phase_01_nn.checkpoint import save_checkpoint  # noqa: E402
+from phase_01_nn.config_options import check_config  # noqa: E402
 from phase_01_nn.corpus import load_corpus  # noqa: E402
 from phase_01_nn.datasets import make_dataset, xor  # noqa: E402
 from phase_01_nn.linear import Linear  # noqa: E402
@@ -83,6 +84,10 @@ class SpiralsConfig:
     noise: float = 0.2
     n_per_class: int = 100
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        check_config(self, positive=("steps", "hidden", "lr", "n_per_class"),
+                     non_negative=("weight_decay", "noise"))
 
 
 def build_classifier(hidden: int, n_classes: int, rng: np.random.Generator) -> Sequential:
@@ -159,6 +164,11 @@ class NamesConfig:
     eval_every: int = 1000
     seed: int = 42
     samples: int = 20
+
+    def __post_init__(self) -> None:
+        check_config(self, positive=("steps", "batch_size", "block_size", "n_embd", "n_hidden",
+                                     "lr", "eval_every"),
+                     non_negative=("min_lr", "warmup_steps", "weight_decay", "samples"))
 
 
 def run_names(config: NamesConfig, out: Path, data_path: str | None = None) -> dict:

@@ -10,8 +10,12 @@ import argparse  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-from phase_01_nn.config_options import add_config_options, config_from_args  # noqa: E402
-from phase_01_nn.corpus import CorpusNotFoundError  # noqa: E402
+from phase_01_nn.command_line import plain_help, run_command  # noqa: E402
+from phase_01_nn.config_options import (  # noqa: E402
+    add_config_options,
+    config_from_args,
+    given_options,
+)
 from phase_02_sequence.experiments import (  # noqa: E402
     AddingConfig,
     CharLMRunConfig,
@@ -32,10 +36,16 @@ HELP = {"vanishing": "gradient norm against distance, RNN vs LSTM, before and af
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m phase_02_sequence", description=__doc__)
+    return run_command(_main, argv)
+
+
+def _main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m phase_02_sequence",
+                                     description=plain_help(__doc__))
     commands = parser.add_subparsers(dest="command", required=True)
+    subs = {}
     for name, config_class in CONFIGS.items():
-        sub = commands.add_parser(name, help=HELP[name])
+        sub = subs[name] = commands.add_parser(name, help=HELP[name])
         add_config_options(sub, config_class)
         sub.add_argument("--out", type=Path, default=None,
                          help=f"output directory (default runs/phase_02/{name})")
@@ -59,10 +69,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name}: final test MSE {run['final_test_mse']:.4f} "
                   f"(best {run['best_test_mse']:.4f}) in {run['seconds']} s")
     elif args.command == "charlm":
-        try:
-            summary = run_charlm(config, out, data_path=args.data, resume=args.resume)
-        except (CorpusNotFoundError, FileNotFoundError) as error:
-            print(f"error: {error}", file=sys.stderr)
+        summary = run_charlm(config, out, data_path=args.data, resume=args.resume,
+                             given=given_options(subs["charlm"], argv))
+        if summary["stopped"] and "interrupted" not in summary["stopped"]:
+            print(f"error: training stopped: {summary['stopped']}", file=sys.stderr)
             return 2
         print(summary["sample"])
         print(f"validation loss {summary['val_loss']:.4f} nats/char after {summary['steps']} "

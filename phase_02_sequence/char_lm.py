@@ -17,8 +17,15 @@ from pathlib import Path
 import numpy as np
 
 from phase_00_math.softmax import softmax
-from phase_01_nn.checkpoint import load_checkpoint, save_checkpoint
+from phase_01_nn.checkpoint import (
+    check_same_data,
+    data_fingerprint,
+    load_checkpoint,
+    save_checkpoint,
+)
 from phase_01_nn.clipping import clip_grad_norm
+from phase_01_nn.command_line import UserError
+from phase_01_nn.config_options import check_config
 from phase_01_nn.embedding import Embedding
 from phase_01_nn.linear import Linear
 from phase_01_nn.losses import softmax_cross_entropy_backward, softmax_cross_entropy_forward
@@ -127,6 +134,13 @@ class CharLMTrainConfig:
     reset_every: int = 8
     seed: int = 1337
 
+    def __post_init__(self) -> None:
+        CharLMConfig(vocab_size=1, cell=self.cell, n_layer=self.n_layer, n_embd=self.n_embd,
+                     n_hidden=self.n_hidden)  # the model's checks, before any data is read
+        check_config(self, positive=("batch_size", "seq_len", "steps", "lr", "clip",
+                                     "reset_every"),
+                     non_negative=("min_lr", "warmup_steps", "weight_decay"))
+
 
 class CharLMTraining:
     """Everything a run needs, and nothing else: model, optimizer, data streams, the carried
@@ -134,6 +148,9 @@ class CharLMTraining:
     never stopped: the same losses and parameters, to the bit."""
 
     def __init__(self, config: CharLMTrainConfig, train_ids: np.ndarray, vocab: CharVocabulary):
+        if config.warmup_steps > config.steps:
+            raise UserError(f"--warmup-steps {config.warmup_steps} is more than --steps "
+                            f"{config.steps}; lower it")
         self.config, self.vocab = config, vocab
         self.rng = np.random.default_rng(config.seed)
         self.model = CharLM(self.model_config, rng=self.rng)
@@ -144,6 +161,7 @@ class CharLMTraining:
         self.batches = StreamBatches(train_ids, config.batch_size, config.seq_len,
                                      reset_every=config.reset_every)
         self.data_tokens = len(train_ids)
+        self.data_sha256 = data_fingerprint(train_ids)
         self.state = None
         self.step = 0
 
@@ -165,14 +183,14 @@ class CharLMTraining:
         loss, cache = softmax_cross_entropy_forward(logits, targets=y)
         if not math.isfinite(float(loss)):
             raise FloatingPointError(f"step {self.step}: the loss became {float(loss)}; stopped "
-                                     f"before the update, the last checkpoint is intact")
+                                     f"before the update")
         self.model.zero_grad()
         self.model.backward(softmax_cross_entropy_backward(np.ones((), logits.dtype), cache)[0])
         grads = self.model.gradients()
         norm = clip_grad_norm(grads, c.clip)
         if not math.isfinite(norm):
             raise FloatingPointError(f"step {self.step}: the gradient norm became {norm}; "
-                                     f"stopped before the update, the last checkpoint is intact")
+                                     f"stopped before the update")
         self.optimizer.step(grads)
         self.state = self.model.final_state
         self.step += 1
@@ -187,17 +205,18 @@ class CharLMTraining:
         meta = {"config": asdict(self.config), "vocab": self.vocab.itos, "step": self.step,
                 "position": self.batches.position, "rng": self.rng.bit_generator.state,
                 "has_state": self.state is not None, "data_tokens": self.data_tokens,
+                "data_sha256": self.data_sha256,
                 **extra_meta}
         return save_checkpoint(path, arrays, meta)
 
     @classmethod
-    def load(cls, path: str | Path, train_ids: np.ndarray) -> CharLMTraining:
-        """A run restored from ``save``; ``train_ids`` must be the same training data."""
+    def load(cls, path: str | Path, train_ids: np.ndarray, **overrides) -> CharLMTraining:
+        """A run restored from ``save``; ``train_ids`` must be the same training data.
+        ``overrides`` may change fields that leave the run so far as it was (``steps``)."""
         arrays, meta = load_checkpoint(path)
-        if meta["data_tokens"] != len(train_ids):
-            raise ValueError(f"{path} was trained on {meta['data_tokens']} tokens, but the "
-                             f"training data given has {len(train_ids)}: not the same data")
-        run = cls(CharLMTrainConfig(**meta["config"]), train_ids, CharVocabulary(meta["vocab"]))
+        check_same_data(path, meta, train_ids)
+        config = CharLMTrainConfig(**{**meta["config"], **overrides})
+        run = cls(config, train_ids, CharVocabulary(meta["vocab"]))
         run.model.load_state_dict(_under(arrays, "model/"))
         run.optimizer.load_state_dict(_under(arrays, "optimizer/"))
         run.step, run.batches.position = meta["step"], meta["position"]

@@ -25,7 +25,15 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
+from phase_01_nn.checkpoint import (  # noqa: E402
+    NonFiniteError,
+    refuse_non_finite,
+    remove_stale_temporaries,
+    what_is_kept,
+)
 from phase_01_nn.clipping import clip_grad_norm  # noqa: E402
+from phase_01_nn.command_line import UserError  # noqa: E402
+from phase_01_nn.config_options import check_config, refuse_changes_on_resume  # noqa: E402
 from phase_01_nn.corpus import load_corpus  # noqa: E402
 from phase_01_nn.linear import Linear  # noqa: E402
 from phase_01_nn.losses import (  # noqa: E402
@@ -34,7 +42,12 @@ from phase_01_nn.losses import (  # noqa: E402
     softmax_cross_entropy_backward,
     softmax_cross_entropy_forward,
 )
-from phase_01_nn.metrics import MetricsLog, plot_curves, write_summary  # noqa: E402
+from phase_01_nn.metrics import (  # noqa: E402
+    MetricsLog,
+    plot_curves,
+    resumed_metrics,
+    write_summary,
+)
 from phase_01_nn.module import Module  # noqa: E402
 from phase_01_nn.optimizers import Adam  # noqa: E402
 from phase_01_nn.schedule import warmup_cosine_lr  # noqa: E402
@@ -115,6 +128,11 @@ class AddingConfig:
     eval_every: int = 100
     n_test: int = 1000
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        check_config(self, positive=("hidden", "batch_size", "steps", "lr", "clip", "eval_every",
+                                     "n_test"),
+                     non_negative=("min_lr", "warmup_steps"))
 
 
 def train_adding(cell: str, length: int, config: AddingConfig, *, log: MetricsLog | None = None,
@@ -230,6 +248,10 @@ class VanishingConfig:
     train_steps: int = 1500
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        check_config(self, positive=("length", "hidden", "batch", "train_length",
+                                     "train_steps"))
+
 
 def run_vanishing(config: VanishingConfig, out: Path) -> dict:
     out.mkdir(parents=True, exist_ok=True)
@@ -280,18 +302,37 @@ class CharLMRunConfig(CharLMTrainConfig):
     sample_chars: int = 400
     temperature: float = 0.8
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_config(self, positive=("eval_every", "eval_seq_len", "temperature"),
+                     non_negative=("sample_chars",))
+
+
+# What ``--resume`` may change: what acts only on the steps to come, and what is only measured
+# or printed; not the model, the streams' layout (batch, window, resets) or the seed.
+RESUMABLE_CHANGES = {"steps", "lr", "min_lr", "warmup_steps", "weight_decay", "clip"} | (
+    set(CharLMRunConfig.__dataclass_fields__) - set(CharLMTrainConfig.__dataclass_fields__))
+
 
 def run_charlm(config: CharLMRunConfig, out: Path, *, data_path: str | None = None,
-               resume: bool = False, text: str | None = None) -> dict:
-    """Train (or, with ``resume``, continue from ``out/checkpoint.npz``) to ``config.steps``."""
+               resume: bool = False, text: str | None = None,
+               given: dict | None = None) -> dict:
+    """Train (or, with ``resume``, continue from ``out/checkpoint.npz``) to ``config.steps``.
+    ``given``: the options set on the command line, which a resume checks against the saved
+    config (only ``RESUMABLE_CHANGES`` may differ)."""
     out.mkdir(parents=True, exist_ok=True)
     text = load_corpus("tinyshakespeare", data_path) if text is None else text
     vocab = CharVocabulary.from_text(text)
     train_ids, val_ids = train_val_split(vocab.encode(text))
     checkpoint = out / "checkpoint.npz"
+    remove_stale_temporaries(checkpoint)
     train_fields = set(CharLMTrainConfig.__dataclass_fields__)
     if resume:
-        run = CharLMTraining.load(checkpoint, train_ids)
+        run = CharLMTraining.load(checkpoint, train_ids, **{
+            name: getattr(config, name) for name in (given or {})
+            if name in RESUMABLE_CHANGES and name in train_fields})
+        refuse_changes_on_resume(given or {}, asdict(run.config), allowed=RESUMABLE_CHANGES,
+                                 checkpoint=checkpoint)
         print(f"resumed from {checkpoint} at step {run.step}")
     else:
         run = CharLMTraining(CharLMTrainConfig(**{k: v for k, v in asdict(config).items()
@@ -300,9 +341,15 @@ def run_charlm(config: CharLMRunConfig, out: Path, *, data_path: str | None = No
     print(f"charlm: {len(text)} characters, vocabulary {len(vocab)}, "
           f"{run.model.num_parameters()} parameters, {steps} steps")
     val_batch = min(32, (len(val_ids) - 1) // config.eval_seq_len)
+    if val_batch < 1:
+        raise UserError(f"the validation split has {len(val_ids)} characters, too few for one "
+                        f"window of --eval-seq-len {config.eval_seq_len}; use a longer corpus or "
+                        f"a smaller --eval-seq-len")
     started = time.perf_counter()
-    stopped, window, val_loss = None, [], None
-    with MetricsLog(out / "metrics.jsonl", append=resume) as log, StopOnInterrupt() as stop:
+    stopped, window, val_loss, saved_at = None, [], None, None
+    log = resumed_metrics(out / "metrics.jsonl", lambda row: row["step"] <= run.step) \
+        if resume else MetricsLog(out / "metrics.jsonl")
+    with log, StopOnInterrupt() as stop:
         bar = tqdm(total=steps, initial=run.step, desc="charlm", unit="step", mininterval=0.5)
         try:
             while run.step < steps and not stop.requested:
@@ -316,28 +363,38 @@ def run_charlm(config: CharLMRunConfig, out: Path, *, data_path: str | None = No
                               seconds=round(time.perf_counter() - started, 2))
                     bar.set_postfix(train=f"{np.mean(window):.3f}", val=f"{val_loss:.3f}")
                     window = []
+                    refuse_non_finite(checkpoint, [], {"validation": val_loss}, step=run.step)
                     run.save(checkpoint)
+                    saved_at = run.step
         except FloatingPointError as error:
-            stopped = str(error)
-            print(f"\nstopped: {error}")
+            stopped = str(error) if isinstance(error, NonFiniteError) else \
+                f"{error}; {what_is_kept(checkpoint)}"
+            print(f"\nstopped: {stopped}")
         finally:
             bar.close()
         if stop.requested:
             stopped = f"interrupted at step {run.step}"
             print(f"\n{stopped}: saving the checkpoint, metrics and plot so far")
         rows = log.rows
-    if stopped is None or stop.requested:
-        run.save(checkpoint)
+    if (stopped is None or stop.requested) and saved_at != run.step:
+        run.save(checkpoint)  # once: a second save would make the previous one this same step
     seconds = time.perf_counter() - started
-    if stopped is None or val_loss is None:
-        val_loss = evaluate(run.model, val_ids, batch_size=val_batch, seq_len=config.eval_seq_len)
     plot_curves(rows, out / "loss.png", ys=["train_loss", "val_loss"], ylabel="nats per character",
                 title=f"char-level {run.config.cell.upper()} on Tiny Shakespeare",
                 hline=(2.0, "target 2.0"))
-    text_sample = sample(run.model, vocab, config.prompt, config.sample_chars,
-                         np.random.default_rng(run.config.seed), temperature=config.temperature)
-    (out / "sample.txt").write_text(text_sample + "\n", encoding="utf-8")
-    summary = {"val_loss": round(val_loss, 4), "steps": run.step, "stopped": stopped,
+    text_sample = ""
+    if stopped is None or stop.requested:  # a diverged model has nothing to evaluate or say
+        if val_loss is None or stopped is None:
+            val_loss = evaluate(run.model, val_ids, batch_size=val_batch,
+                                seq_len=config.eval_seq_len)
+        text_sample = sample(run.model, vocab, config.prompt, config.sample_chars,
+                             np.random.default_rng(run.config.seed),
+                             temperature=config.temperature)
+        (out / "sample.txt").write_text(text_sample + "\n", encoding="utf-8")
+    else:
+        val_loss = None
+    summary = {"val_loss": None if val_loss is None else round(val_loss, 4), "steps": run.step,
+               "stopped": stopped,
                "seconds": round(seconds, 1), "parameters": run.model.num_parameters(),
                "config": asdict(run.config), "sample": text_sample}
     write_summary(out, summary)
@@ -364,12 +421,17 @@ class Seq2SeqRunConfig:
     eval_every: int = 250
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        check_config(self, positive=("n_embd", "n_hidden", "test_length", "n_test",
+                                     "batch_size", "steps", "lr", "clip", "eval_every"),
+                     non_negative=("min_lr", "warmup_steps"))
+        if not 1 <= self.min_length <= self.max_length:
+            raise UserError(f"need 1 <= --min-length <= --max-length, got {self.min_length} "
+                            f"and {self.max_length}")
+
 
 def run_seq2seq(config: Seq2SeqRunConfig, out: Path) -> dict:
     out.mkdir(parents=True, exist_ok=True)
-    if not 1 <= config.min_length <= config.max_length:
-        raise ValueError(f"need 1 <= min_length <= max_length, got {config.min_length}, "
-                         f"{config.max_length}")
     rng = np.random.default_rng(config.seed)
     task = ReverseTask(np.random.default_rng(config.seed + 1), test_length=config.test_length,
                        n_test=config.n_test)

@@ -11,8 +11,8 @@ import argparse  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+from phase_01_nn.command_line import plain_help, run_command  # noqa: E402
 from phase_01_nn.config_options import add_config_options, config_from_args  # noqa: E402
-from phase_01_nn.corpus import CorpusNotFoundError  # noqa: E402
 from phase_03_tokenization.demos import (  # noqa: E402
     BPEConfig,
     Word2VecConfig,
@@ -22,7 +22,12 @@ from phase_03_tokenization.demos import (  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m phase_03_tokenization", description=__doc__)
+    return run_command(_main, argv)
+
+
+def _main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m phase_03_tokenization",
+                                     description=plain_help(__doc__))
     commands = parser.add_subparsers(dest="command", required=True)
     bpe = commands.add_parser("bpe", help="train byte-level BPE on Tiny Shakespeare")
     add_config_options(bpe, BPEConfig)
@@ -37,23 +42,19 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     out = args.out or Path("runs") / "phase_03" / args.command
 
-    try:
-        if args.command == "bpe":
-            summary = run_bpe(config_from_args(args, BPEConfig), out, args.data)
-            print(f"vocabulary {summary['vocab_size']} trained in {summary['train_seconds']} s; "
-                  f"{summary['characters_per_token']} characters per token")
-            print("longest tokens:", summary["longest_tokens"])
-        else:
-            config = config_from_args(args, Word2VecConfig)
-            summary = (run_word2vec(config, out, args.data, args.query) if args.query
-                       else run_word2vec(config, out, args.data))
-            for query, neighbours in summary["neighbours"].items():
-                print(f"{query:>8}: " + ", ".join(f"{w} {s:.2f}" for w, s in neighbours))
-            print(f"final loss {summary['final_loss']:.3f} after {summary['steps']} steps "
-                  f"({summary['seconds']} s)")
-    except (CorpusNotFoundError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    if args.command == "bpe":
+        summary = run_bpe(config_from_args(args, BPEConfig), out, args.data)
+        print(f"vocabulary {summary['vocab_size']} trained in {summary['train_seconds']} s; "
+              f"{summary['characters_per_token']} characters per token")
+        print("longest tokens:", summary["longest_tokens"])
+    else:
+        config = config_from_args(args, Word2VecConfig)
+        summary = (run_word2vec(config, out, args.data, args.query) if args.query
+                   else run_word2vec(config, out, args.data))
+        for query, neighbours in summary["neighbours"].items():
+            print(f"{query:>8}: " + ", ".join(f"{w} {s:.2f}" for w, s in neighbours))
+        print(f"final loss {summary['final_loss']:.3f} after {summary['steps']} steps "
+              f"({summary['seconds']} s)")
     print(f"outputs in {out}/")
     return 0
 

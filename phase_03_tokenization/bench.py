@@ -38,6 +38,7 @@ import tiktoken
 import tokenizers
 from tiktoken.load import data_gym_to_mergeable_bpe_ranks
 
+from phase_01_nn.command_line import plain_help, run_command
 from phase_01_nn.corpus import corpus_path, load_corpus
 from phase_03_tokenization.bpe import BPETokenizer
 from phase_03_tokenization.bpe_training import train_reference
@@ -179,8 +180,12 @@ def machine() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    return run_command(_main, argv)
+
+
+def _main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m phase_03_tokenization.bench",
-                                     description=__doc__,
+                                     description=plain_help(__doc__),
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--large", action="store_true",

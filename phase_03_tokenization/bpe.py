@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from itertools import pairwise
 
@@ -146,6 +147,10 @@ def encode_text(data, ends, byte_ids, table):
 
 # ---------------------------------------------------------------------------- the tokenizer
 
+class SmallerVocabularyWarning(UserWarning):
+    """BPE training stopped below the vocabulary size asked for: the text had no pair left."""
+
+
 class BPETokenizer:
     """A byte-level BPE tokenizer: ``merges``, a split ``pattern``, and ``special_tokens``."""
 
@@ -184,10 +189,19 @@ class BPETokenizer:
     @classmethod
     def train(cls, text: str, vocab_size: int, *, pattern: str = GPT2_PATTERN,
               special_tokens=()) -> BPETokenizer:
-        """Learn merges from ``text`` (the incremental trainer) until ``vocab_size`` ids."""
+        """Learn merges from ``text`` (the incremental trainer) until ``vocab_size`` ids. When
+        the text runs out of pairs to merge first, the vocabulary is smaller, and a
+        ``SmallerVocabularyWarning`` says so and by how much."""
         merges = train_incremental(text, vocab_size, pattern=pattern,
                                    special_tokens=special_tokens)
-        return cls(merges, pattern=pattern, special_tokens=special_tokens)
+        tokenizer = cls(merges, pattern=pattern, special_tokens=special_tokens)
+        if tokenizer.vocab_size < vocab_size:
+            warnings.warn(SmallerVocabularyWarning(
+                f"asked for a vocabulary of {vocab_size} ids, got {tokenizer.vocab_size}: after "
+                f"{len(merges)} merges every chunk of the {len(text)} characters of text is one "
+                f"token, so no pair is left to merge; give more text or a smaller vocab_size"),
+                stacklevel=2)
+        return tokenizer
 
     @classmethod
     def from_gpt2(cls, vocab_bpe_path: str | os.PathLike,

@@ -19,10 +19,13 @@ import numpy as np
 from tqdm import tqdm
 
 from phase_01_nn.checkpoint import save_checkpoint
+from phase_01_nn.command_line import UserError
+from phase_01_nn.config_options import check_config
 from phase_01_nn.corpus import load_corpus
 from phase_01_nn.metrics import MetricsLog, plot_curves, write_summary
 from phase_01_nn.optimizers import SGD
 from phase_03_tokenization.bpe import BPETokenizer
+from phase_03_tokenization.bpe_training import N_BYTES
 from phase_03_tokenization.word2vec import (
     SkipGram,
     nearest_words,
@@ -41,6 +44,11 @@ QUERIES = ("king", "love", "romeo", "blood", "thou", "france", "night", "good")
 @dataclass
 class BPEConfig:
     vocab_size: int = 4096
+
+    def __post_init__(self) -> None:
+        if self.vocab_size < N_BYTES:
+            raise UserError(f"--vocab-size must be >= {N_BYTES} (one id per byte comes first), "
+                            f"got {self.vocab_size}")
 
 
 def run_bpe(config: BPEConfig, out: Path, data_path: str | None = None) -> dict:
@@ -81,6 +89,11 @@ class Word2VecConfig:
     lr: float = 10.0
     log_every: int = 200
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        check_config(self, positive=("dim", "window", "negatives", "min_count", "batch_size",
+                                     "steps", "lr", "log_every"),
+                     non_negative=("subsample",))
 
 
 def run_word2vec(config: Word2VecConfig, out: Path, data_path: str | None = None,

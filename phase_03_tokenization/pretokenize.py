@@ -94,8 +94,15 @@ def split_gpt2(text: str) -> list[str]:
 
 def find_chunks(pattern: str):
     """The function that splits text into chunks for ``pattern``: the numba scanner for the
-    GPT-2 pattern, ``regex``'s ``findall`` for any other."""
-    return split_gpt2 if pattern == GPT2_PATTERN else regex.compile(pattern).findall
+    GPT-2 pattern, ``regex``'s ``findall`` for any other. A pattern that is not a valid regular
+    expression is a ValueError that quotes it."""
+    if pattern == GPT2_PATTERN:
+        return split_gpt2
+    try:
+        return regex.compile(pattern).findall
+    except regex.error as error:
+        raise ValueError(f"the split pattern {pattern!r} is not a valid regular expression "
+                         f"({error})") from None
 
 
 def split_on_special_tokens(text: str, special_tokens: Iterable[str]) -> list[tuple[str, bool]]:

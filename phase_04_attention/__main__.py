@@ -12,8 +12,8 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
+from phase_01_nn.command_line import UserError, plain_help, run_command  # noqa: E402
 from phase_01_nn.config_options import add_config_options, config_from_args  # noqa: E402
-from phase_01_nn.corpus import CorpusNotFoundError  # noqa: E402
 from phase_04_attention.heatmap import draw_heatmap, prompt_attention  # noqa: E402
 from phase_04_attention.ladder import LadderConfig, load_model, run_ladder  # noqa: E402
 from phase_04_attention.seq2seq_attention import (  # noqa: E402
@@ -33,9 +33,8 @@ def heatmap(args) -> int:
                    data_path=args.data)
     model, tokenizer = load_model(checkpoint)
     if model.rung == 1:
-        print(f"error: {checkpoint} holds the bigram rung, which has no attention",
-              file=sys.stderr)
-        return 2
+        raise UserError(f"{checkpoint} holds the bigram rung, which has no attention; give a "
+                        f"checkpoint of rung 2 or above")
     ids = np.asarray(tokenizer.encode(args.prompt), dtype=np.int64)
     weights = prompt_attention(model, ids, args.layer)
     path = draw_heatmap(weights, args.prompt, args.out / f"heatmap_layer{args.layer}.png",
@@ -45,7 +44,12 @@ def heatmap(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m phase_04_attention", description=__doc__)
+    return run_command(_main, argv)
+
+
+def _main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m phase_04_attention",
+                                     description=plain_help(__doc__))
     commands = parser.add_subparsers(dest="command", required=True)
     seq2seq = commands.add_parser("seq2seq", help="reverse digits at lengths 8 to 32, with and "
                                                   "without attention")
@@ -70,19 +74,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     args.out = args.out or Path("runs") / "phase_04" / args.command
 
-    try:
-        if args.command == "seq2seq":
-            summary = run_seq2seq_attention(config_from_args(args, Seq2SeqAttentionConfig),
-                                            args.out)
-            print("held-out exact match (digits right):")
-        elif args.command == "ladder":
-            summary = run_ladder(config_from_args(args, LadderConfig), args.out,
-                                 data_path=args.data)
-        else:
-            return heatmap(args)
-    except (CorpusNotFoundError, FileNotFoundError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    if args.command == "seq2seq":
+        summary = run_seq2seq_attention(config_from_args(args, Seq2SeqAttentionConfig),
+                                        args.out)
+        print("held-out exact match (digits right):")
+    elif args.command == "ladder":
+        summary = run_ladder(config_from_args(args, LadderConfig), args.out,
+                             data_path=args.data)
+    else:
+        return heatmap(args)
     print(summary["table"])
     print(f"outputs in {args.out}/")
     return 0

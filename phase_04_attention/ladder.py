@@ -25,6 +25,7 @@ from tqdm import tqdm
 
 from phase_01_nn.checkpoint import load_checkpoint, save_checkpoint
 from phase_01_nn.clipping import clip_grad_norm
+from phase_01_nn.config_options import check_config
 from phase_01_nn.corpus import load_corpus
 from phase_01_nn.embedding import Embedding
 from phase_01_nn.linear import Linear
@@ -63,6 +64,8 @@ class LadderConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        check_config(self, positive=("lr", "clip"), non_negative=("min_lr", "warmup_steps",
+                                                                   "weight_decay"))
         for field in ("n_embd", "n_head", "n_layer", "block_size", "batch_size", "steps",
                       "eval_every", "eval_windows"):
             if getattr(self, field) < 1:

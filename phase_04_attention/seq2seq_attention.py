@@ -31,6 +31,7 @@ from tqdm import tqdm  # noqa: E402
 
 from phase_01_nn.activations import tanh_backward, tanh_forward  # noqa: E402
 from phase_01_nn.clipping import clip_grad_norm  # noqa: E402
+from phase_01_nn.config_options import check_config  # noqa: E402
 from phase_01_nn.embedding import Embedding  # noqa: E402
 from phase_01_nn.initialization import xavier_uniform  # noqa: E402
 from phase_01_nn.linear import Linear, linear_backward, linear_forward  # noqa: E402
@@ -350,6 +351,11 @@ class Seq2SeqAttentionConfig:
     clip: float = 1.0
     n_test: int = 500
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        check_config(self, positive=("n_embd", "n_hidden", "attn_size", "batch_size", "steps",
+                                     "lr", "clip", "n_test"),
+                     non_negative=("min_lr", "warmup_steps"))
 
 
 class LongReverseTask:

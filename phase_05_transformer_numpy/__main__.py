@@ -5,6 +5,7 @@ Training the GPT and sampling from it are ``python -m phase_05_transformer_numpy
 from __future__ import annotations
 
 from phase_01_nn.blas_threads import use_one_blas_thread
+from phase_01_nn.command_line import plain_help, run_command  # noqa: E402
 
 use_one_blas_thread()  # before NumPy is imported: see phase_01_nn/blas_threads.py
 
@@ -21,8 +22,12 @@ from phase_05_transformer_numpy.copy_task import (  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
+    return run_command(_main, argv)
+
+
+def _main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m phase_05_transformer_numpy",
-                                     description=__doc__)
+                                     description=plain_help(__doc__))
     commands = parser.add_subparsers(dest="command", required=True)
     copy = commands.add_parser("copy", help="encoder-decoder Transformer copying sequences")
     add_config_options(copy, CopyTaskConfig)

@@ -170,11 +170,15 @@ class GPT(Module):
 def generate(model: GPT, ids: np.ndarray, max_new_tokens: int, rng: np.random.Generator, *,
              temperature: float = 1.0, top_k: int | None = None) -> np.ndarray:
     """ids: (B, T0) ints -> (B, T0 + max_new_tokens): each new token drawn from
-    softmax(logits / temperature) at the last position, restricted to the ``top_k`` most likely
-    when given, the context cropped to the last ``block_size`` tokens (no key-value cache: every
-    step reruns the cropped context, which costs little at this size)."""
-    if temperature <= 0:
-        raise ValueError(f"temperature must be > 0, got {temperature}")
+    softmax(logits / temperature) at the last position (temperature 0: the most likely token),
+    restricted to the ``top_k`` most likely when given, the context cropped to the last
+    ``block_size`` tokens (no key-value cache: every step reruns the cropped context, which
+    costs little at this size)."""
+    if not (math.isfinite(temperature) and temperature >= 0):
+        raise ValueError(f"temperature must be a finite number >= 0 (0 = greedy), got "
+                         f"{temperature}")
+    if max_new_tokens < 0:
+        raise ValueError(f"max_new_tokens must be >= 0, got {max_new_tokens}")
     if top_k is not None and top_k < 1:
         raise ValueError(f"top_k must be >= 1 or None, got {top_k}")
     ids = np.asarray(ids)
@@ -184,7 +188,12 @@ def generate(model: GPT, ids: np.ndarray, max_new_tokens: int, rng: np.random.Ge
     model.eval()
     for _ in range(max_new_tokens):
         logits, _ = model.forward(ids[:, -model.config.block_size:])
-        logits = logits[:, -1].astype(np.float64) / temperature
+        logits = logits[:, -1].astype(np.float64)
+        if temperature == 0:
+            drawn = logits.argmax(axis=-1)
+            ids = np.concatenate([ids, drawn.astype(ids.dtype)[:, None]], axis=1)
+            continue
+        logits = logits / temperature
         if top_k is not None and top_k < logits.shape[-1]:
             kth = np.sort(logits, axis=-1)[:, -top_k][:, None]
             logits = np.where(logits < kth, -np.inf, logits)

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from phase_01_nn.config_options import check_config
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -54,6 +56,7 @@ class TrainConfig:
     dataset: str = "tinyshakespeare"
 
     def __post_init__(self) -> None:
+        check_config(self, non_negative=("weight_decay",))
         for name in ("batch_size", "max_iters", "eval_interval", "eval_iters", "log_interval"):
             if getattr(self, name) < 1:
                 raise ValueError(f"TrainConfig.{name} must be >= 1, got {getattr(self, name)}")

@@ -18,6 +18,7 @@ import sys
 import time
 
 from phase_01_nn.blas_threads import VARIABLES
+from phase_01_nn.command_line import plain_help, run_command
 from phase_05_transformer_numpy.presets import TrainConfig
 
 SIZES = {"shakespeare-char": {},
@@ -55,8 +56,12 @@ def profile_steps(steps: int, *, warmup: int = 5, size: str = "shakespeare-char"
 
 
 def main(argv: list[str] | None = None) -> int:
+    return run_command(_main, argv)
+
+
+def _main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m phase_05_transformer_numpy.step_profile",
-                                     description=__doc__)
+                                     description=plain_help(__doc__))
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--top", type=int, default=25)

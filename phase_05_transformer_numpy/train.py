@@ -15,13 +15,14 @@ from dataclasses import asdict
 from pathlib import Path
 
 from phase_01_nn.blas_threads import VARIABLES
-from phase_01_nn.config_options import add_config_options, config_from_args
+from phase_01_nn.command_line import UserError, plain_help, run_command
+from phase_01_nn.config_options import add_config_options, config_from_args, given_options
 from phase_05_transformer_numpy.presets import PRESETS, TrainConfig
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m phase_05_transformer_numpy.train",
-                                     description=__doc__,
+                                     description=plain_help(__doc__),
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", choices=sorted(PRESETS), default="shakespeare-char")
     parser.add_argument("--out", type=Path, default=None,
@@ -35,35 +36,42 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add_config_options(parser, TrainConfig)
     known, _ = parser.parse_known_args(argv)
     parser.set_defaults(**asdict(PRESETS[known.preset]))
-    return parser.parse_args(argv)
+    return parser
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    return build_parser(argv).parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+    return run_command(_main, argv)
+
+
+def _main(argv: list[str]) -> int:
+    parser = build_parser(argv)
+    args = parser.parse_args(argv)
     if args.threads < 1:
-        print(f"error: --threads must be >= 1, got {args.threads}", file=sys.stderr)
-        return 2
+        raise UserError(f"--threads must be >= 1, got {args.threads}")
     for variable in VARIABLES:  # read when NumPy loads its BLAS, so before the import below
         os.environ[variable] = str(args.threads)
-    from phase_01_nn.corpus import CorpusNotFoundError
     from phase_05_transformer_numpy.training import TARGET_VAL_LOSS, run_training
 
-    try:
-        config = config_from_args(args, TrainConfig)
-        out = args.out or Path("runs") / "phase_05" / args.preset
-        summary = run_training(config, out, resume=args.resume, data_path=args.data)
-    except (CorpusNotFoundError, FileNotFoundError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    config = config_from_args(args, TrainConfig)
+    out = args.out or Path("runs") / "phase_05" / args.preset
+    summary = run_training(config, out, resume=args.resume, data_path=args.data,
+                           given=given_options(parser, argv or []))
     if summary["val_loss"] is not None:
         print(summary["sample"])
         print(f"validation loss {summary['val_loss']:.4f} nats/char (target <= "
               f"{TARGET_VAL_LOSS}) after {summary['steps']} steps; {summary['seconds']} s in "
               f"all, {summary['tokens_per_s']:,} tokens/s while training")
+    print(f"outputs in {out}/")
+    if summary["stopped"] and "interrupted" not in summary["stopped"]:
+        print(f"error: training stopped: {summary['stopped']}", file=sys.stderr)
+        return 2
     if summary["stopped"]:
         print(f"stopped early: {summary['stopped']}")
-    print(f"outputs in {out}/")
-    return 1 if summary["stopped"] and "interrupted" not in summary["stopped"] else 0
+    return 0
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ Notes: ``phase_05_transformer_numpy/notes/06_training_run.md``.
 from __future__ import annotations
 
 import math
+import os
 import sys
 import time
 from dataclasses import asdict, fields
@@ -21,10 +22,21 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from phase_01_nn.checkpoint import load_checkpoint, save_checkpoint
+from phase_01_nn.checkpoint import (
+    NonFiniteError,
+    check_same_data,
+    data_fingerprint,
+    load_checkpoint,
+    refuse_non_finite,
+    remove_stale_temporaries,
+    save_checkpoint,
+    what_is_kept,
+)
 from phase_01_nn.clipping import clip_grad_norm
+from phase_01_nn.command_line import UserError
+from phase_01_nn.config_options import refuse_changes_on_resume
 from phase_01_nn.corpus import load_corpus
-from phase_01_nn.metrics import MetricsLog, plot_curves, write_summary
+from phase_01_nn.metrics import MetricsLog, plot_curves, resumed_metrics, write_summary
 from phase_01_nn.optimizers import AdamW
 from phase_01_nn.schedule import warmup_cosine_lr
 from phase_01_nn.vocabulary import CharVocabulary, train_val_split
@@ -80,15 +92,14 @@ class GPTTraining:
         loss = float(loss)
         if not math.isfinite(loss):
             raise FloatingPointError(f"step {self.step}: the loss became {loss}; stopped before "
-                                     f"the update, the last good checkpoint is kept")
+                                     f"the update")
         self.model.zero_grad()
         self.model.backward()
         grads = self.model.gradients()
         norm = clip_grad_norm(grads, c.grad_clip)
         if not math.isfinite(norm):
             raise FloatingPointError(f"step {self.step}: the gradient norm became {norm}; "
-                                     f"stopped before the update, the last good checkpoint is "
-                                     f"kept")
+                                     f"stopped before the update")
         self.optimizer.step(grads)
         self.step += 1
         return loss, norm
@@ -108,7 +119,8 @@ class GPTTraining:
         arrays = {f"model/{k}": v for k, v in self.model.state_dict().items()}
         arrays |= {f"optimizer/{k}": v for k, v in self.optimizer.state_dict().items()}
         meta = {"config": asdict(self.config), "vocab": self.vocab.itos, "step": self.step,
-                "rng": self.rng.bit_generator.state, "data_tokens": len(self.train_ids)}
+                "rng": self.rng.bit_generator.state, "data_tokens": len(self.train_ids),
+                "data_sha256": data_fingerprint(self.train_ids)}
         return save_checkpoint(path, arrays, meta)
 
     @classmethod
@@ -116,9 +128,7 @@ class GPTTraining:
         """The run saved at ``path``; ``train_ids`` must be the data it was trained on.
         ``overrides`` may change fields that do not alter the run so far (``max_iters``...)."""
         arrays, meta = load_checkpoint(path)
-        if meta["data_tokens"] != len(train_ids):
-            raise ValueError(f"{path} was trained on {meta['data_tokens']} tokens, but the "
-                             f"training data given has {len(train_ids)}: not the same data")
+        check_same_data(path, meta, train_ids)
         config = TrainConfig(**{**meta["config"], **overrides})
         run = cls(config, train_ids, CharVocabulary(meta["vocab"]))
         run.model.load_state_dict(_under(arrays, "model/"))
@@ -169,20 +179,53 @@ def sample_text(model: GPT, vocab: CharVocabulary, prompt: str, length: int,
     return vocab.decode(out[0])
 
 
+# What ``--resume`` may change: what acts only on the steps still to come (the optimiser's
+# settings, the schedule's length, the batch size) and what is only measured or printed. The
+# model's shape, the seed (the generator's state is restored instead) and the corpus cannot.
+RESUMABLE_CHANGES = {"max_iters", "lr", "min_lr", "warmup_iters", "weight_decay", "beta1",
+                     "beta2", "grad_clip", "batch_size", "eval_interval", "eval_iters",
+                     "log_interval", "sample_chars"}
+
+
+def check_batch_fits(config: TrainConfig, vocab_size: int) -> None:
+    """The largest arrays of a step are the logits (B, T, V) and each block's attention
+    weights (B, H, T, T), kept for the backward pass, in float32. A context or batch so large
+    that they alone exceed the machine's memory is an error naming the sizes, before any work."""
+    floats = config.batch_size * config.block_size * (
+        vocab_size + config.n_layer * config.n_head * config.block_size)
+    needed = 4 * floats
+    available = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    if needed > available:
+        raise UserError(f"--batch-size {config.batch_size} with --block-size "
+                        f"{config.block_size} needs at least {needed / 2**30:,.1f} GiB for the "
+                        f"logits and attention weights alone; this machine has "
+                        f"{available / 2**30:,.1f} GiB. Lower --block-size or --batch-size")
+
+
 def run_training(config: TrainConfig, out: Path, *, resume: bool = False,
-                 data_path: str | None = None, text: str | None = None) -> dict:
+                 data_path: str | None = None, text: str | None = None,
+                 given: dict | None = None) -> dict:
     """Train to ``config.max_iters`` (or continue ``out/checkpoint.npz``), with a progress bar,
-    metrics in ``out/metrics.jsonl``, checkpoints, a loss plot and a sample."""
+    metrics in ``out/metrics.jsonl``, checkpoints, a loss plot and a sample. ``given``: the
+    options set on the command line; a resume takes up those in ``RESUMABLE_CHANGES`` and
+    refuses the others (without ``given``, a resume takes ``config.max_iters``)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     text = load_corpus(config.dataset, data_path) if text is None else text
     vocab = CharVocabulary.from_text(text)
     train_ids, val_ids = train_val_split(vocab.encode(text))
     checkpoint = out / "checkpoint.npz"
+    remove_stale_temporaries(checkpoint)
     if resume:
-        run = GPTTraining.load(checkpoint, train_ids, max_iters=config.max_iters)
+        overrides = {"max_iters": config.max_iters} if given is None else {
+            name: getattr(config, name) for name in given if name in RESUMABLE_CHANGES}
+        run = GPTTraining.load(checkpoint, train_ids, **overrides)
+        refuse_changes_on_resume(given or {}, asdict(run.config), allowed=RESUMABLE_CHANGES,
+                                 checkpoint=checkpoint)
         print(f"resumed from {checkpoint} at step {run.step}")
     else:
+        get_batch(train_ids, 1, config.block_size, np.random.default_rng(0))  # long enough
+        check_batch_fits(config, len(vocab))
         run = GPTTraining(config, train_ids, vocab)
     c = run.config
     tokens_per_step = c.batch_size * c.block_size
@@ -191,7 +234,9 @@ def run_training(config: TrainConfig, out: Path, *, resume: bool = False,
           f"{tokens_per_step} tokens", flush=True)
     started = time.perf_counter()
     train_seconds, session_steps, window, stopped = 0.0, 0, [], None
-    with MetricsLog(out / "metrics.jsonl", append=resume) as log, StopOnInterrupt() as stop:
+    log = resumed_metrics(out / "metrics.jsonl", lambda row: row["step"] <= run.step) \
+        if resume else MetricsLog(out / "metrics.jsonl")
+    with log, StopOnInterrupt() as stop:
         bar = tqdm(total=c.max_iters, initial=run.step, desc="train", unit="step",
                    mininterval=1.0, file=sys.stderr)
         try:
@@ -212,13 +257,17 @@ def run_training(config: TrainConfig, out: Path, *, resume: bool = False,
                     bar.set_postfix(loss=f"{np.mean(losses):.3f}", tok_s=f"{tokens_per_s:,.0f}")
                     window = []
                 if run.step % c.eval_interval == 0 or run.step == c.max_iters:
-                    log.write(step=run.step, train_loss=run.estimate_loss(train_ids, 0),
-                              val_loss=run.estimate_loss(val_ids, 1),
+                    losses = {"train": run.estimate_loss(train_ids, 0),
+                              "validation": run.estimate_loss(val_ids, 1)}
+                    log.write(step=run.step, train_loss=losses["train"],
+                              val_loss=losses["validation"],
                               seconds=round(time.perf_counter() - started, 1))
+                    refuse_non_finite(checkpoint, [], losses, step=run.step)
                     run.save(checkpoint)
         except FloatingPointError as error:
-            stopped = str(error)
-            print(f"\nstopped: {error}", file=sys.stderr)
+            stopped = str(error) if isinstance(error, NonFiniteError) else \
+                f"{error}; {what_is_kept(checkpoint)}"
+            print(f"\nstopped: {stopped}", file=sys.stderr)
         finally:
             bar.close()
         if stop.requested:
@@ -230,14 +279,20 @@ def run_training(config: TrainConfig, out: Path, *, resume: bool = False,
                "seconds": round(seconds, 1), "train_seconds": round(train_seconds, 1),
                "tokens_per_s": round(tokens_per_step * session_steps / max(train_seconds, 1e-9)),
                "parameters": run.model.num_parameters(), "config": asdict(c), "sample": ""}
-    plot_curves(rows, out / "loss.png", ys=["loss", "train_loss", "val_loss"],
-                ylabel="nats per character", title="GPT on Tiny Shakespeare (NumPy)",
-                hline=(TARGET_VAL_LOSS, f"target {TARGET_VAL_LOSS}"))
+    marks = []
     if stopped is None or stop.requested:  # a diverged model has nothing to evaluate or say
         summary["val_loss"] = round(evaluate_all(run.model, val_ids), 4)
+        marks = [(run.step, summary["val_loss"], f"val, whole split: {summary['val_loss']}")]
         summary["sample"] = sample_text(run.model, vocab, "\n", c.sample_chars,
                                         np.random.default_rng(c.seed), temperature=0.8,
                                         top_k=200)
         (out / "sample.txt").write_text(summary["sample"] + "\n", encoding="utf-8")
+    plot_curves(rows, out / "loss.png", ys=["loss", "train_loss", "val_loss"],
+                labels={"train_loss": f"train_loss ({c.eval_iters}-batch estimate)",
+                        "val_loss": f"val_loss ({c.eval_iters}-batch estimate)"},
+                marks=marks, ylabel="nats per character",
+                title="GPT on Tiny Shakespeare (NumPy)",
+                hline=(TARGET_VAL_LOSS, f"target {TARGET_VAL_LOSS}"))
     write_summary(out, summary)
     return summary
+

@@ -12,6 +12,7 @@ import sys
 
 import numpy as np
 
+from phase_01_nn.command_line import UserError, plain_help, run_command
 from phase_06_torch_parity.coverage import missing_cases
 from phase_06_torch_parity.harness import run_case
 from phase_06_torch_parity.model_parity import (
@@ -33,9 +34,16 @@ OPTIMIZER_TOL = 1e-12
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m phase_06_torch_parity", description=__doc__)
+    return run_command(_main, argv)
+
+
+def _main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m phase_06_torch_parity",
+                                     description=plain_help(__doc__))
     parser.add_argument("--seeds", type=int, default=10, help="seeds per case (default 10)")
     args = parser.parse_args(argv)
+    if args.seeds < 1:
+        raise UserError(f"--seeds must be >= 1, got {args.seeds}")
 
     failures = 0
     header = f"{'op':52s} {'dtype':8s} {'forward':>9s}  {'worst gradient':>22s} {'tol':>7s}  result"

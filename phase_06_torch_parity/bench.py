@@ -21,6 +21,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from phase_01_nn.command_line import plain_help, run_command
+
 PRESETS: dict[str, dict] = {
     "shakespeare-char": {"n_layer": 4, "n_head": 4, "n_embd": 128, "block_size": 64,
                          "batch_size": 12},
@@ -163,8 +165,12 @@ def table(results: list[dict]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    return run_command(_main, argv)
+
+
+def _main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m phase_06_torch_parity.bench",
-                                     description=__doc__,
+                                     description=plain_help(__doc__),
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", choices=[*PRESETS, "all"], default="all")
     parser.add_argument("--steps", type=int, default=20, help="timed steps (median reported)")

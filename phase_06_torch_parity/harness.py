@@ -76,7 +76,9 @@ class ParityResult:
 
     @property
     def passed(self) -> bool:
-        if self.forward_error > self._allowed(self.torch_forward_error):
+        """Every error within its allowance; a NaN error (a NaN output) fails, as it compares
+        false with everything."""
+        if not self.forward_error <= self._allowed(self.torch_forward_error):
             return False
         return all(err <= self._allowed(self.torch_grad_errors.get(name, 0.0))
                    for name, err in self.grad_errors.items())

@@ -30,7 +30,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
-from phase_01_nn.corpus import CorpusNotFoundError
+from phase_01_nn.command_line import UserError, plain_help, run_command
 from phase_01_nn.metrics import read_metrics
 from phase_07_gpt.presets import TrainConfig
 from phase_07_gpt.train import METRICS_FILE, NonFiniteLossError, train
@@ -288,8 +288,12 @@ def plot_experiment(experiment: Experiment, results: list[dict], out: Path) -> N
 
 
 def main(argv: list[str] | None = None) -> int:
+    return run_command(_main, argv)
+
+
+def _main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m phase_07_gpt.experiment",
-                                     description=__doc__.split("\n\n")[1])
+                                     description=plain_help(__doc__.split("\n\n")[1]))
     parser.add_argument("name", choices=sorted(EXPERIMENTS))
     parser.add_argument("--size", choices=sorted(SIZES), default="small")
     parser.add_argument("--seeds", type=int, default=3)
@@ -297,11 +301,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="run directory (default runs/phase_07/experiments/<name>-<size>)")
     args = parser.parse_args(argv)
     out = args.out or Path("runs") / "phase_07" / "experiments" / f"{args.name}-{args.size}"
-    try:
-        summary = run_experiment(args.name, out, size=args.size, seeds=args.seeds)
-    except (ValueError, FileNotFoundError, CorpusNotFoundError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    if args.seeds < 1:
+        raise UserError(f"--seeds must be >= 1, got {args.seeds}")
+    summary = run_experiment(args.name, out, size=args.size, seeds=args.seeds)
     print(markdown_table(summary))
     print(f"outputs in {out}/")
     return 0

@@ -10,6 +10,8 @@ Notes: ``phase_07_gpt/notes/02_generation.md``.
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from phase_07_gpt.model import GPT
@@ -44,7 +46,7 @@ def choose_next(logits: torch.Tensor, temperature: float, top_k: int | None,
 
 def _check_options(temperature: float, top_k: int | None, top_p: float | None,
                    max_new_tokens: int) -> None:
-    if temperature < 0:
+    if not (math.isfinite(temperature) and temperature >= 0):
         raise ValueError(f"temperature must be >= 0 (0 = always the most likely token), "
                          f"got {temperature}")
     if top_k is not None and top_k < 1:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
 
-from phase_01_nn.config_options import config_from_dict
+from phase_01_nn.config_options import check_config, config_from_dict
 from phase_07_gpt.loggers import LOGGERS
 from phase_07_gpt.model import GPTConfig
 from phase_07_gpt.muon import check_optimizer_choice
@@ -63,6 +63,7 @@ class TrainConfig:
     threads: int = 0  # CPU threads for torch; 0 leaves torch's default
 
     def __post_init__(self) -> None:
+        check_config(self)
         self.model_config(vocab_size=1)  # architecture errors now, before any data is read
         if self.logger not in LOGGERS:
             raise ValueError(f"logger must be one of {LOGGERS}, got {self.logger!r}")

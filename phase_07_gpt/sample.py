@@ -14,7 +14,8 @@ from pathlib import Path
 
 import torch
 
-from phase_01_nn.corpus import CorpusNotFoundError
+from phase_01_nn.command_line import plain_help, run_command
+from phase_01_nn.sampling_options import add_sampling_options, check_sampling_options
 from phase_07_gpt.checkpoint import CHECKPOINT_FILE, load_checkpoint
 from phase_07_gpt.dataset import gpt2_tokenizer, load_tokenizer
 from phase_07_gpt.device import pick_device
@@ -60,34 +61,31 @@ def sample_text(model: GPT, tokenizer, prompt: str, *, max_new_tokens: int = 200
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m phase_07_gpt.sample", description=__doc__)
+    return run_command(_main, argv)
+
+
+def _main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m phase_07_gpt.sample",
+                                     description=plain_help(__doc__))
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--out", type=Path, help="a training run's directory")
     source.add_argument("--pretrained", help="a Hugging Face GPT-2 directory or hub name")
-    parser.add_argument("--prompt", default="\n")
-    parser.add_argument("--max-new-tokens", type=int, default=300)
-    parser.add_argument("--temperature", type=float, default=0.8)
-    parser.add_argument("--top-k", type=int, default=None)
+    add_sampling_options(parser, max_new_tokens=300)
     parser.add_argument("--top-p", type=float, default=None)
     parser.add_argument("--stop", default=None, help="stop at this one-token text, e.g. "
                         "'<|endoftext|>' for GPT-2")
-    parser.add_argument("--num-samples", type=int, default=1)
-    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto")
     args = parser.parse_args(argv)
-    try:
-        device = pick_device(args.device)
-        if args.out is not None:
-            model, tokenizer = load_run(args.out, device)
-        else:
-            model, tokenizer = GPT.from_pretrained(args.pretrained).to(device).eval(), \
-                gpt2_tokenizer()
-        samples = sample_text(model, tokenizer, args.prompt, max_new_tokens=args.max_new_tokens,
-                              temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
-                              stop=args.stop, seed=args.seed, num_samples=args.num_samples)
-    except (ValueError, FileNotFoundError, CorpusNotFoundError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    check_sampling_options(args)
+    device = pick_device(args.device)
+    if args.out is not None:
+        model, tokenizer = load_run(args.out, device)
+    else:
+        model, tokenizer = GPT.from_pretrained(args.pretrained).to(device).eval(), \
+            gpt2_tokenizer()
+    samples = sample_text(model, tokenizer, args.prompt, max_new_tokens=args.max_new_tokens,
+                          temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
+                          stop=args.stop, seed=args.seed, num_samples=args.num_samples)
     print("\n----------\n".join(samples))
     return 0
 

@@ -31,9 +31,22 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from phase_01_nn.checkpoint import (
+    NonFiniteError,
+    check_same_data,
+    data_fingerprint,
+    refuse_non_finite,
+    remove_stale_temporaries,
+)
+from phase_01_nn.command_line import plain_help, run_command
 from phase_01_nn.config_options import config_from_args, preset_parser
-from phase_01_nn.corpus import CorpusNotFoundError
-from phase_01_nn.metrics import MetricsLog, plot_curves, read_metrics, write_summary
+from phase_01_nn.metrics import (
+    MetricsLog,
+    plot_curves,
+    read_metrics,
+    resumed_metrics,
+    write_summary,
+)
 from phase_04_attention.attention import attention_entropy
 from phase_07_gpt.checkpoint import (
     CHECKPOINT_FILE,
@@ -51,7 +64,7 @@ from phase_07_gpt.presets import PRESETS, TrainConfig
 METRICS_FILE = "metrics.jsonl"
 
 
-class NonFiniteLossError(RuntimeError):
+class NonFiniteLossError(NonFiniteError):
     """The loss became inf or NaN; ``step`` says when."""
 
     def __init__(self, message: str, step: int) -> None:
@@ -184,16 +197,10 @@ def _restore_rng(state: dict, device: torch.device, generator: torch.Generator) 
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def _truncated_metrics(path: Path, step: int) -> MetricsLog:
-    """The metrics of a resumed run: rows up to the checkpoint's step, not the ones a stopped
-    run logged after it (they will be logged again)."""
-    keep = [row for row in read_metrics(path)
-            if row["step"] < step or (row["step"] == step and "val_loss" in row)] \
-        if path.exists() else []
-    log = MetricsLog(path)
-    for row in keep:
-        log.write(**row)
-    return log
+def measured_before(step: int):
+    """Which metrics rows a run resumed at ``step`` keeps: the training rows of the steps before
+    it and the evaluation at it (the checkpoint is written after that evaluation)."""
+    return lambda row: row["step"] < step or (row["step"] == step and "val_loss" in row)
 
 
 def train(config: TrainConfig, out: str | Path, *, resume: bool = False,
@@ -206,6 +213,7 @@ def train(config: TrainConfig, out: str | Path, *, resume: bool = False,
     ``inspect(idx)``."""
     out = Path(out)
     ckpt_path = out / CHECKPOINT_FILE
+    remove_stale_temporaries(ckpt_path)
     saved = load_checkpoint(ckpt_path) if resume else None
     if saved is not None:
         check_same_model(saved["config"], config, ckpt_path)
@@ -216,6 +224,8 @@ def train(config: TrainConfig, out: str | Path, *, resume: bool = False,
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
     text = read_text(config.data)
+    if saved is not None and "data_sha256" in saved:
+        check_same_data(ckpt_path, {"data_tokens": len(text), **saved}, text)
     tokenizer = build_tokenizer(config.tokenizer, text)
     data = TokenData.from_text(text, tokenizer, config.block_size)
     if saved is not None and saved["vocab_size"] != tokenizer.vocab_size:
@@ -242,7 +252,7 @@ def train(config: TrainConfig, out: str | Path, *, resume: bool = False,
     (out / "config.json").write_text(json.dumps({"preset": preset, **config.to_dict()},
                                                 indent=2) + "\n", encoding="utf-8")
     save_tokenizer(tokenizer, config.tokenizer, out)
-    log = _truncated_metrics(out / METRICS_FILE, start) if resume else MetricsLog(
+    log = resumed_metrics(out / METRICS_FILE, measured_before(start)) if resume else MetricsLog(
         out / METRICS_FILE)
     probe, _ = get_batch(data.val, min(config.batch_size, 4), config.block_size,
                          torch.Generator().manual_seed(config.seed + 2), runtime.device)
@@ -268,12 +278,13 @@ def train(config: TrainConfig, out: str | Path, *, resume: bool = False,
         log.write(step=step, **last, **analyse(model, probe))
         if mirror:
             mirror.log("eval", step, last)
+        refuse_non_finite(ckpt_path, [], losses, step=step)
         if config.save_checkpoints:
             save_checkpoint(ckpt_path, {
                 "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                 "scaler": scaler.state_dict(), "step": step, "best_val_loss": best_val,
                 "rng": _rng_state(runtime.device, generator), "config": config.to_dict(),
-                "eval": losses,
+                "eval": losses, "data_sha256": data_fingerprint(text),
                 "vocab_size": tokenizer.vocab_size})
         if not quiet:
             bar.write(f"step {step}: train {losses['train']:.4f}, val {losses['val']:.4f}")
@@ -354,7 +365,8 @@ def plot_run(out: str | Path) -> None:
 def parse_config(argv: list[str] | None = None) -> tuple[TrainConfig, argparse.Namespace]:
     """A preset's values as the defaults, each overridable by its ``--option``."""
     parser = preset_parser(argv, prog="python -m phase_07_gpt.train",
-                           description=__doc__.split("\n\n")[1], config_class=TrainConfig,
+                           description=plain_help(__doc__.split("\n\n")[1]),
+                           config_class=TrainConfig,
                            presets=PRESETS, default="shakespeare-char",
                            run_root="runs/phase_07")
     args = parser.parse_args(argv)
@@ -362,13 +374,13 @@ def parse_config(argv: list[str] | None = None) -> tuple[TrainConfig, argparse.N
 
 
 def main(argv: list[str] | None = None) -> int:
-    try:
-        config, args = parse_config(argv)
-        out = args.out or Path("runs") / "phase_07" / args.preset
-        summary = train(config, out, resume=args.resume, preset=args.preset)
-    except (ValueError, FileNotFoundError, CorpusNotFoundError, NonFiniteLossError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    return run_command(_main, argv)
+
+
+def _main(argv: list[str]) -> int:
+    config, args = parse_config(argv)
+    out = args.out or Path("runs") / "phase_07" / args.preset
+    summary = train(config, out, resume=args.resume, preset=args.preset)
     speed = (f"{summary['train_seconds']} s, {summary['tokens_per_second']:.0f} tokens/s"
              if summary["tokens_per_second"] is not None else "no steps left to run")
     print(f"val loss {summary['final_val_loss']:.4f} (best {summary['best_val_loss']:.4f}) "

@@ -17,15 +17,26 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+from phase_01_nn.command_line import UserError
+from phase_01_nn.corpus import read_utf8
+
 FINEWEB_EDU = "HuggingFaceFW/fineweb-edu"
 SUFFIXES = (".txt", ".jsonl")
 
 
-class FineWebUnavailable(RuntimeError):
+class FineWebUnavailable(UserError):
     """FineWeb-Edu cannot be streamed here; the message says why and what to do instead."""
 
 
 def jsonl_documents(path: Path, text_field: str) -> Iterator[str]:
+    try:
+        yield from _jsonl_rows(path, text_field)
+    except UnicodeDecodeError as error:
+        raise UserError(f"{path} is not UTF-8 text (byte {error.object[error.start]:#04x}: "
+                        f"{error.reason}); convert it to UTF-8 or give another file") from None
+
+
+def _jsonl_rows(path: Path, text_field: str) -> Iterator[str]:
     with open(path, encoding="utf-8") as handle:
         for number, line in enumerate(handle, 1):
             if not line.strip():
@@ -46,7 +57,7 @@ def file_documents(path: Path, text_field: str) -> Iterator[str]:
     if path.suffix == ".jsonl":
         yield from jsonl_documents(path, text_field)
     elif path.suffix == ".txt":
-        yield path.read_text(encoding="utf-8")
+        yield read_utf8(path)
     else:
         raise ValueError(f"{path} is neither a .txt nor a .jsonl file")
 

@@ -31,10 +31,10 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from phase_01_nn.corpus import CorpusNotFoundError, corpus_path
+from phase_01_nn.command_line import UserError, plain_help, run_command
+from phase_01_nn.corpus import corpus_path
 from phase_03_tokenization.bpe import BPETokenizer
 from phase_08_train_124m.documents import (
-    FineWebUnavailable,
     fineweb_documents,
     local_documents,
     local_files,
@@ -116,9 +116,10 @@ class ShardWriter:
 
     def finish(self, end: tuple[int, int]) -> None:
         if not self.meta["shards"]:
-            raise ValueError(f"the corpus ended after {self.filled} tokens, before the "
-                             f"validation shard's {self.meta['val_tokens']} were filled; pass "
-                             f"a smaller --val-tokens (a tenth of the corpus is usual)")
+            raise UserError(f"the corpus ended after {self.filled} tokens, before the "
+                            f"validation shard's --val-tokens {self.meta['val_tokens']} were "
+                            f"filled; pass a smaller --val-tokens (a tenth of the corpus is "
+                            f"usual: --val-tokens {max(self.filled // 10, 1)})")
         if self.filled:
             self._close_shard(end)
         if len(self.meta["shards"]) < 2:
@@ -177,7 +178,20 @@ def prepare(documents, out: str | os.PathLike, *, source: str, text_field: str =
         if value < 1:
             raise ValueError(f"{name} must be >= 1, got {value}")
     out = Path(out)
+    created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
+    try:
+        return _prepare_into(documents, out, source=source, text_field=text_field,
+                             tokenizer=tokenizer, shard_tokens=shard_tokens,
+                             val_tokens=val_tokens, workers=workers, quiet=quiet)
+    except BaseException:
+        if created and not any(out.iterdir()):  # leave no empty directory behind
+            out.rmdir()
+        raise
+
+
+def _prepare_into(documents, out: Path, *, source: str, text_field: str, tokenizer: str,
+                  shard_tokens: int, val_tokens: int, workers: int, quiet: bool) -> dict:
     settings = {"source": source, "text_field": text_field, "tokenizer": tokenizer,
                 "shard_tokens": shard_tokens, "val_tokens": val_tokens}
     meta = _resume_meta(out, settings)
@@ -234,7 +248,7 @@ class _encoded:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m phase_08_train_124m.prepare",
-                                     description=__doc__.split("\n\n")[1])
+                                     description=plain_help(__doc__.split("\n\n")[1]))
     parser.add_argument("input", nargs="?", help="a .txt file, a .jsonl file or a directory")
     parser.add_argument("--out", type=Path, required=True, help="the shard directory")
     parser.add_argument("--text-field", default="text", help="the JSONL field with the text")
@@ -253,25 +267,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
+    return run_command(_main, argv)
+
+
+def _main(argv: list[str]) -> int:
     args = parse_args(argv)
-    try:
-        if args.fineweb:
-            documents, source = fineweb_documents(args.fineweb_name), f"fineweb-edu/" \
-                f"{args.fineweb_name}"
-        else:
-            files = local_files(args.input)
-            missing = [str(p) for p in files if not p.is_file()]
-            if missing or not files:
-                raise FileNotFoundError(f"no corpus at {args.input}: give a .txt file, a "
-                                        f".jsonl file or a directory of them")
-            documents, source = local_documents(args.input, args.text_field), \
-                str(Path(args.input).resolve())
-        meta = prepare(documents, args.out, source=source, text_field=args.text_field,
-                       tokenizer=args.tokenizer, shard_tokens=args.shard_tokens,
-                       val_tokens=args.val_tokens, workers=args.workers)
-    except (ValueError, FileNotFoundError, CorpusNotFoundError, FineWebUnavailable) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    if args.fineweb:
+        documents, source = fineweb_documents(args.fineweb_name), f"fineweb-edu/" \
+            f"{args.fineweb_name}"
+    else:
+        files = local_files(args.input)
+        missing = [str(p) for p in files if not p.is_file()]
+        if missing or not files:
+            raise FileNotFoundError(f"no corpus at {args.input}: give a .txt file, a "
+                                    f".jsonl file or a directory of them")
+        documents, source = local_documents(args.input, args.text_field), \
+            str(Path(args.input).resolve())
+    meta = prepare(documents, args.out, source=source, text_field=args.text_field,
+                   tokenizer=args.tokenizer, shard_tokens=args.shard_tokens,
+                   val_tokens=args.val_tokens, workers=args.workers)
     tokens = {split: sum(s["tokens"] for s in meta["shards"] if s["file"].startswith(split))
               for split in ("val", "train")}
     run = meta.get("last_run", {})

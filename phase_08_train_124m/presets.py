@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from phase_01_nn.config_options import config_from_dict
+from phase_01_nn.config_options import check_config, config_from_dict
 from phase_07_gpt.model import GPTConfig
 from phase_07_gpt.muon import check_optimizer_choice
 
@@ -61,6 +61,7 @@ class RunConfig:
     peak_tflops: float = 0.0  # the GPU's dense bf16 peak, for MFU; 0 = phase 8's table
 
     def __post_init__(self) -> None:
+        check_config(self)
         self.model_config()
         check_optimizer_choice(self.optimizer, self.muon_lr)
         for name in ("total_batch_tokens", "micro_batch", "max_iters", "eval_interval",

@@ -35,6 +35,9 @@ def write_shard(path: str | os.PathLike, tokens) -> Path:
     tokens = np.asarray(tokens)
     if tokens.ndim != 1:
         raise ValueError(f"a shard holds a 1-D array of token ids, got shape {tokens.shape}")
+    if tokens.size and not np.issubdtype(tokens.dtype, np.integer):
+        raise ValueError(f"token ids must be integers, got an array of {tokens.dtype} (first "
+                         f"values {tokens[:3].tolist()}); casting would silently truncate them")
     if tokens.size and (tokens.min() < 0 or tokens.max() > MAX_TOKEN):
         raise ValueError(f"token ids must be in [0, {MAX_TOKEN}] to fit uint16, got ids from "
                          f"{tokens.min()} to {tokens.max()}")

@@ -35,11 +35,17 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
+from phase_01_nn.checkpoint import (
+    CheckpointError,
+    refuse_non_finite,
+    remove_stale_temporaries,
+)
+from phase_01_nn.command_line import UserError, plain_help, run_command
 from phase_01_nn.config_options import config_from_args, preset_parser
-from phase_01_nn.corpus import CorpusNotFoundError, corpus_path
-from phase_01_nn.metrics import MetricsLog, read_metrics, write_summary
+from phase_01_nn.corpus import corpus_path, sha256_of
+from phase_01_nn.metrics import MetricsLog, resumed_metrics, write_summary
 from phase_03_tokenization.bpe import BPETokenizer
-from phase_07_gpt.checkpoint import save_checkpoint
+from phase_07_gpt.checkpoint import read_checkpoint, save_checkpoint
 from phase_07_gpt.device import flops_per_token, pick_runtime
 from phase_07_gpt.generate import generate
 from phase_07_gpt.model import GPT
@@ -48,6 +54,7 @@ from phase_07_gpt.train import (
     clip_gradients,
     lr_at,
     make_optimizer,
+    measured_before,
     plot_run,
     set_learning_rate,
 )
@@ -72,21 +79,30 @@ SAMPLES_FILE = "samples.jsonl"
 
 def load_run_state(path: Path, config: RunConfig) -> dict:
     """A phase 8 checkpoint, read without running code from it, checked against ``config``."""
-    if not path.is_file():
+    if not path.is_file() and not path.with_name(f"{path.stem}.previous{path.suffix}").is_file():
         raise FileNotFoundError(f"--resume: no checkpoint at {path}; train without --resume "
                                 f"first, or give the --out of the run to continue")
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = read_checkpoint(path)
     missing = {"model", "optimizer", "step", "loader", "rng", "config"} - set(state)
     if missing:
-        raise ValueError(f"{path} is not a phase 8 checkpoint (it lacks {sorted(missing)})")
+        raise CheckpointError(f"{path} is not a phase 8 checkpoint (it lacks {sorted(missing)})")
     current = config.to_dict()
+    state["config"] = {"optimizer": "adamw", **state["config"]}  # from before the option
     differ = [f"{name}: checkpoint {state['config'].get(name)!r}, this run {current[name]!r}"
-              for name in (*MODEL_FIELDS, "total_batch_tokens")
+              for name in (*MODEL_FIELDS, "total_batch_tokens", "optimizer")
               if state["config"].get(name) != current[name]]
     if differ:
         raise ValueError(f"the checkpoint {path} was made with another config; "
                          + "; ".join(differ))
     return state
+
+
+def shards_fingerprint(config: RunConfig) -> str | None:
+    """The SHA-256 of the shard directory's ``meta.json``, which lists every shard with its
+    token count and the settings it was prepared with (None for llm.c's shards, which have
+    none): a resume on other shards is caught without reading gigabytes of tokens."""
+    meta = Path(config.data_dir) / META_FILE
+    return sha256_of(meta) if meta.is_file() else None
 
 
 def check_data(config: RunConfig) -> None:
@@ -161,18 +177,6 @@ def _restore_rng(states: list, dist: Distributed, device: torch.device) -> None:
         torch.cuda.set_rng_state(state["cuda"], device)
 
 
-def _resumed_metrics(path: Path, step: int) -> MetricsLog:
-    """The metrics of a resumed run: the rows before the checkpoint's step, and its
-    evaluation at that step; what a stopped run logged after it is logged again."""
-    keep = [row for row in read_metrics(path)
-            if row["step"] < step or (row["step"] == step and "val_loss" in row)] \
-        if path.exists() else []
-    log = MetricsLog(path)
-    for row in keep:
-        log.write(**row)
-    return log
-
-
 class Sampler:
     """Text from the model at an interval, on rank 0: GPT-2's tokenizer, a fixed seed."""
 
@@ -224,7 +228,14 @@ def _train(config: RunConfig, out: Path, dist: Distributed, device_name: str, *,
                                            vocab_size=config.vocab_size)
                for split in ("train", "val")}
     ckpt_path = out / CHECKPOINT_FILE
+    if dist.is_main:
+        remove_stale_temporaries(ckpt_path)
     saved = load_run_state(ckpt_path, config) if resume else None
+    data_sha256 = shards_fingerprint(config)
+    if saved is not None and saved.get("data_sha256") not in (None, data_sha256):
+        raise UserError(f"{ckpt_path} was trained on other shards than those in "
+                        f"{config.data_dir} (their {META_FILE} differs); give the --data-dir "
+                        f"it was trained on, or start a new run in another --out directory")
     hellaswag_path = hellaswag.find_hellaswag(config.hellaswag)
     examples = hellaswag.read_examples(hellaswag_path) if hellaswag_path else None
     if examples and config.hellaswag_limit:
@@ -260,8 +271,8 @@ def _train(config: RunConfig, out: Path, dist: Distributed, device_name: str, *,
         (out / "config.json").write_text(json.dumps(
             {"preset": preset, "world_size": dist.world_size, "grad_accum": grad_accum,
              **config.to_dict()}, indent=2) + "\n", encoding="utf-8")
-        log = _resumed_metrics(out / METRICS_FILE, start) if resume else MetricsLog(
-            out / METRICS_FILE)
+        log = resumed_metrics(out / METRICS_FILE, measured_before(start)) if resume else \
+            MetricsLog(out / METRICS_FILE)
         if not quiet:
             print(f"{model.num_params():,} parameters (N for 6N), {dist.world_size} "
                   f"process(es) x {grad_accum} micro-steps x {config.micro_batch} x "
@@ -291,12 +302,14 @@ def _train(config: RunConfig, out: Path, dist: Distributed, device_name: str, *,
         rng = gather_objects(_rng_state(device), dist)
         if dist.is_main:
             log.write(step=step, **last)
+            refuse_non_finite(ckpt_path, [], {"val": val}, step=step)
             if config.save_checkpoints:
                 save_checkpoint(ckpt_path, {
                     "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                     "scaler": scaler.state_dict(), "step": step, "best_val_loss": best_val,
                     "loader": loaders["train"].state_dict(), "rng": rng,
-                    "config": config.to_dict(), "world_size": dist.world_size})
+                    "config": config.to_dict(), "world_size": dist.world_size,
+                    "data_sha256": data_sha256})
             bar.write(f"step {step}: val loss {val:.4f}" + (
                 f", HellaSwag {last['hellaswag']:.4f}" if "hellaswag" in last else ""))
 
@@ -388,20 +401,22 @@ def _train(config: RunConfig, out: Path, dist: Distributed, device_name: str, *,
 def parse_config(argv: list[str] | None = None) -> tuple[RunConfig, argparse.Namespace]:
     """A preset's values as the defaults, each overridable by its ``--option``."""
     parser = preset_parser(argv, prog="python -m phase_08_train_124m.train",
-                           description=__doc__.split("\n\n")[1], config_class=RunConfig,
+                           description=plain_help(__doc__.split("\n\n")[1]),
+                           config_class=RunConfig,
                            presets=PRESETS, default="gpt2-124m", run_root="runs/phase_08")
     args = parser.parse_args(argv)
     return config_from_args(args, RunConfig), args
 
 
 def main(argv: list[str] | None = None) -> int:
+    return run_command(_main, argv)
+
+
+def _main(argv: list[str]) -> int:
+    config, args = parse_config(argv)
+    out = args.out or Path("runs") / "phase_08" / args.preset
     try:
-        config, args = parse_config(argv)
-        out = args.out or Path("runs") / "phase_08" / args.preset
         summary = train(config, out, resume=args.resume, preset=args.preset)
-    except (ValueError, FileNotFoundError, CorpusNotFoundError, NonFiniteLossError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print(f"interrupted; continue from the last checkpoint with the same command and "
               f"--resume (it is in {out}/{CHECKPOINT_FILE})", file=sys.stderr)

@@ -168,6 +168,9 @@ def cmd_run(args) -> int:
     names = ", ".join(e.name for e, _ in pairs) or "none yet, so this is the reference code"
     print(f"tfs run: with your passed exercises: {names}", file=sys.stderr)
     sys.argv = [args.module, *args.args]
+    # run_module warns (a RuntimeWarning, an error in the tests) when the module was imported
+    # before; the run executes a fresh copy as __main__ either way
+    sys.modules.pop(args.module, None)
     with swapped_in(pairs):
         runpy.run_module(args.module, run_name="__main__", alter_sys=True)
     return 0

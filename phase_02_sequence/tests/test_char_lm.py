@@ -91,8 +91,12 @@ def test_resume_refuses_other_data(tmp_path):
     run = CharLMTraining(TINY, ids, vocab)
     run.train_step()
     run.save(tmp_path / "ckpt.npz")
-    with pytest.raises(ValueError, match=r"trained on \d+ tokens, but the training data given"):
+    with pytest.raises(ValueError, match=r"trained on other data \(\d+ tokens, SHA-256"):
         CharLMTraining.load(tmp_path / "ckpt.npz", ids[:-1])
+    same_length = ids.copy()
+    same_length[[0, 1]] = same_length[[1, 0]] if ids[0] != ids[1] else (ids[0], ids[0] + 1)
+    with pytest.raises(ValueError, match="trained on other data"):
+        CharLMTraining.load(tmp_path / "ckpt.npz", same_length)
 
 
 def test_non_finite_loss_stops_before_the_update():

@@ -180,7 +180,7 @@ def test_entropy_of_uniform_and_one_hot_heads():
                                [np.log(t), 0.0])
 
 
-def test_bad_inputs_fail_clearly():
+def test_user_errors_fail_clearly():
     x = np.zeros((1, 3, 6))
     w_qkv, b_qkv, w_o, b_o = _mha_params(np.random.default_rng(0), 6)
     with pytest.raises(ValueError, match="divisible by n_head=4"):

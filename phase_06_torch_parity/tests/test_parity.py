@@ -55,6 +55,23 @@ def test_harness_catches_a_wrong_backward():
     assert result.grad_errors["w"] > 0.1 and result.grad_errors["x"] < 1e-12
 
 
+def test_harness_fails_a_nan_output_even_with_right_gradients():
+    # what a real NaN in a matmul would give, now that the suite ignores matmul's "invalid
+    # value" flag (pyproject.toml): the values themselves must fail the case
+    linear = next(c for c in CASES if c.name == "linear")
+
+    def nan_forward(x, w, b):
+        out, cache = linear.forward(x, w, b)
+        out = out.copy()
+        out[0, 0] = np.nan
+        return out, cache
+
+    broken = ParityCase("linear with a NaN output", nan_forward, linear.backward,
+                        linear.torch_reference, linear.make_inputs, arg_names=("x", "w", "b"))
+    result = run_case(broken, 0)
+    assert np.isnan(result.forward_error) and not result.passed
+
+
 def test_harness_catches_a_wrong_forward():
     sigmoid = next(c for c in CASES if c.name == "sigmoid")
     broken = ParityCase("tanh as sigmoid", sigmoid.forward, sigmoid.backward, torch.tanh,

@@ -104,7 +104,8 @@ def test_resuming_with_other_settings_or_into_a_foreign_directory_fails(corpus, 
 
 
 def test_a_corpus_too_small_for_the_validation_shard_is_named(corpus, tmp_path):
-    with pytest.raises(ValueError, match="before the validation shard's 100000 were filled"):
+    with pytest.raises(ValueError, match="before the validation shard's --val-tokens 100000 were "
+                                         "filled.*--val-tokens \\d+\\)"):
         _prepare(corpus, tmp_path / "out", val_tokens=100_000)
     with pytest.raises(ValueError, match="none is left to train on"):
         prepare(iter(["short"]), tmp_path / "out2", source="x", val_tokens=2, quiet=True)

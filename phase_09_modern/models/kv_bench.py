@@ -21,6 +21,7 @@ from pathlib import Path
 
 import torch
 
+from phase_01_nn.command_line import UserError, plain_help, run_command
 from phase_09_modern.models.llama import Llama, LlamaConfig
 from phase_09_modern.models.llama_checkpoints import our_name
 
@@ -122,8 +123,12 @@ def plot(rows: list[dict], path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    return run_command(_main, argv)
+
+
+def _main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m phase_09_modern.models.kv_bench",
-                                     description=__doc__.split("\n\n")[1])
+                                     description=plain_help(__doc__.split("\n\n")[1]))
     parser.add_argument("--lengths", type=int, nargs="+", default=[64, 128, 256, 512])
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=3)
@@ -131,9 +136,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     too_long = [n for n in args.lengths if not 1 <= n <= MODEL.block_size - PROMPT]
     if too_long:
-        print(f"error: lengths must be in [1, {MODEL.block_size - PROMPT}], got {too_long}",
-              file=sys.stderr)
-        return 2
+        raise UserError(f"--lengths must be in [1, {MODEL.block_size - PROMPT}], got {too_long}")
+    for name in ("threads", "repeats"):
+        if getattr(args, name) < 1:
+            raise UserError(f"--{name} must be >= 1, got {getattr(args, name)}")
     torch.set_num_threads(args.threads)
     rows = bench(sorted(args.lengths), args.repeats)
     print(table(rows))

@@ -21,10 +21,10 @@ import json
 import sys
 from pathlib import Path
 
+from phase_01_nn.command_line import plain_help, run_command
 from phase_01_nn.config_options import config_from_args, preset_parser
-from phase_01_nn.corpus import CorpusNotFoundError
 from phase_07_gpt.presets import PRESETS, TrainConfig
-from phase_07_gpt.train import NonFiniteLossError, train
+from phase_07_gpt.train import train
 from phase_09_modern.models.llama import Llama, LlamaConfig
 
 
@@ -76,7 +76,8 @@ def comparison_table(runs: dict[str, dict]) -> str:
 
 def parse_args(argv: list[str] | None = None):
     parser = preset_parser(argv, prog="python -m phase_09_modern.models.llama_train",
-                           description=__doc__.split("\n\n")[1], config_class=TrainConfig,
+                           description=plain_help(__doc__.split("\n\n")[1]),
+                           config_class=TrainConfig,
                            presets=PRESETS, default="shakespeare-char",
                            run_root="runs/phase_09/llama", resume=False)
     parser.add_argument("--n-kv-head", type=int, default=None,
@@ -90,17 +91,17 @@ def parse_args(argv: list[str] | None = None):
 
 
 def main(argv: list[str] | None = None) -> int:
-    try:
-        config, args = parse_args(argv)
-        out = args.out or Path("runs/phase_09/llama") / args.preset
-        runs = {"LLaMA": train_llama(config, out / "llama" if args.with_gpt else out,
-                                     n_kv_head=args.n_kv_head, d_ff=args.d_ff,
-                                     preset=args.preset)}
-        if args.with_gpt:
-            runs["GPT (phase 7)"] = train(config, out / "gpt", preset=args.preset)
-    except (ValueError, FileNotFoundError, CorpusNotFoundError, NonFiniteLossError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    return run_command(_main, argv)
+
+
+def _main(argv: list[str]) -> int:
+    config, args = parse_args(argv)
+    out = args.out or Path("runs/phase_09/llama") / args.preset
+    runs = {"LLaMA": train_llama(config, out / "llama" if args.with_gpt else out,
+                                 n_kv_head=args.n_kv_head, d_ff=args.d_ff,
+                                 preset=args.preset)}
+    if args.with_gpt:
+        runs["GPT (phase 7)"] = train(config, out / "gpt", preset=args.preset)
     print(comparison_table(runs))
     if args.with_gpt:
         (out / "comparison.json").write_text(json.dumps(

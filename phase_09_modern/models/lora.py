@@ -26,6 +26,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from phase_01_nn.command_line import plain_help, run_command
 from phase_01_nn.vocabulary import train_val_split
 from phase_07_gpt.dataset import get_batch, read_text
 from phase_07_gpt.presets import preset as train_preset
@@ -247,8 +248,12 @@ def report(result: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    return run_command(_main, argv)
+
+
+def _main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m phase_09_modern.models.lora",
-                                     description=__doc__.split("\n\n")[3])
+                                     description=plain_help(__doc__.split("\n\n")[3]))
     parser.add_argument("--preset", default="full", choices=sorted(DEMOS))
     parser.add_argument("--speaker", default="ROMEO")
     parser.add_argument("--threads", type=int, default=1)
@@ -257,11 +262,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="default runs/phase_09/lora/<preset>")
     args = parser.parse_args(argv)
     out = args.out or Path("runs/phase_09/lora") / args.preset
-    try:
-        result = run_demo(args.preset, out, args.speaker, args.threads, args.data)
-    except (ValueError, FileNotFoundError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    result = run_demo(args.preset, out, args.speaker, args.threads, args.data)
     print(report(result))
     print(f"wrote {out}/lora_demo.json")
     return 0

@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from phase_01_nn.command_line import plain_help, run_command
 from phase_07_gpt.dataset import TokenData, read_text
 from phase_07_gpt.generate import generate
 from phase_07_gpt.presets import preset as train_preset
@@ -228,8 +229,12 @@ def report(result: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    return run_command(_main, argv)
+
+
+def _main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m phase_09_modern.models.preference",
-                                     description=__doc__.split("\n\n")[3])
+                                     description=plain_help(__doc__.split("\n\n")[3]))
     parser.add_argument("--preset", default="full", choices=sorted(DEMOS))
     parser.add_argument("--base", type=Path, default=None,
                         help="a phase 7 run directory to start from (default: pretrain one)")
@@ -244,11 +249,7 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out or Path("runs/phase_09/dpo") / args.preset
     overrides = {name: getattr(args, name) for name in ("lr", "beta", "steps")
                  if getattr(args, name) is not None}
-    try:
-        result = run_demo(args.preset, out, args.base, args.threads, args.data, **overrides)
-    except (ValueError, FileNotFoundError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    result = run_demo(args.preset, out, args.base, args.threads, args.data, **overrides)
     print(report(result))
     print(f"wrote {out}/dpo_demo.json")
     return 0

@@ -37,6 +37,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from phase_01_nn.command_line import plain_help, run_command
 from phase_01_nn.metrics import read_metrics  # noqa: E402
 from phase_07_gpt.experiment import cell, mean_spread  # noqa: E402
 from phase_09_modern.research.extrapolation import (  # noqa: E402
@@ -83,15 +84,16 @@ def run_grokking(out: str | Path, *, size: str = "small", seeds: int = 3,
     unknown = [name for name in only or [] if name not in labels]
     if unknown:
         raise ValueError(f"unknown condition(s) {unknown}; choose from {labels}")
-    conditions = [c for c in GROKKING_CONDITIONS if not only or c.label in only]
     base = size_config(size, **(overrides or {}))
+    conditions = distinct_conditions(
+        [c for c in GROKKING_CONDITIONS if not only or c.label in only], base, log)
     out = Path(out)
     op_text = {"add": "a + b", "div": "a / b"}[base.op]
     began = time.perf_counter()
     runs = []
-    for index, condition in enumerate(GROKKING_CONDITIONS):
-        if condition not in conditions:
-            continue
+    for condition in conditions:
+        index = next(i for i, c in enumerate(GROKKING_CONDITIONS)
+                     if c.overrides == condition.overrides)
         for seed in range(seeds):
             run_dir = out / "runs" / f"{index:02d}" / f"seed{seed}"
             summary_file = run_dir / "summary.json"
@@ -106,8 +108,8 @@ def run_grokking(out: str | Path, *, size: str = "small", seeds: int = 3,
             runs.append({"condition": condition.label, "seed": seed, **summary,
                          "curve": {k: [r[k] for r in rows] for k in
                                    ("step", "train_acc", "val_acc", "weight_norm")}})
-            log(f"{condition.label}, seed {seed}: train 99% at {summary['train_99_at']}, "
-                f"val 99% at {summary['val_99_at']}, final val acc "
+            log(f"{condition.label}, seed {seed}: train 99% {reached(summary['train_99_at'])}, "
+                f"val 99% {reached(summary['val_99_at'])}, final val acc "
                 f"{summary['final_val_acc']:.3f} ({summary['seconds']} s)")
     result = {"experiment": "grokking", "task": f"{op_text} mod {base.p}", "size": size,
               "seeds": seeds, "base": base.__dict__,
@@ -118,6 +120,27 @@ def run_grokking(out: str | Path, *, size: str = "small", seeds: int = 3,
     (out / "results.md").write_text(grokking_markdown(result), encoding="utf-8")
     plot_grokking(conditions, runs, out)
     return result
+
+
+def distinct_conditions(conditions: list[Condition], base, log=print) -> list[Condition]:
+    """The conditions with those that repeat the baseline's config left out (at the small
+    size the baseline trains on 60% of the table, so "fraction 0.6" is the baseline itself:
+    run twice, the second line hid the first on the plot). The baseline's label says which
+    conditions it stands for."""
+    if not conditions or conditions[0] is not GROKKING_CONDITIONS[0]:
+        return conditions
+    same = [c for c in conditions[1:] if replace(base, **c.overrides) == base]
+    if not same:
+        return conditions
+    names = ", ".join(c.label for c in same)
+    log(f"{names}: the same config as the baseline at this size, run once as the baseline")
+    baseline = Condition(f"{conditions[0].label} = {names}", conditions[0].overrides)
+    return [baseline] + [c for c in conditions[1:] if c not in same]
+
+
+def reached(step: int | None) -> str:
+    """'at step 1200', or 'not reached' (instead of printing None)."""
+    return "not reached" if step is None else f"at step {step}"
 
 
 def grokking_table(conditions, runs: list[dict]) -> list[dict]:
@@ -192,8 +215,12 @@ def plot_grokking(conditions, runs: list[dict], out: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    return run_command(_main, argv)
+
+
+def _main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m phase_09_modern.experiment",
-                                     description=__doc__.split("\n\n")[1])
+                                     description=plain_help(__doc__.split("\n\n")[1]))
     parser.add_argument("name", choices=EXPERIMENTS)
     parser.add_argument("--size", choices=("small", "full"), default="small")
     parser.add_argument("--seeds", type=int, default=3)
@@ -218,35 +245,31 @@ def main(argv: list[str] | None = None) -> int:
             f"-fraction{args.fraction:g}" if args.fraction is not None else "")
     out = args.out or (Path("runs") / "phase_09" / "experiments"
                        / f"{args.name}-{args.size}{suffix}")
-    try:
-        if args.name == "grokking":
-            overrides = {} if args.max_steps is None else {"max_steps": args.max_steps}
-            if args.op == "div":
-                overrides.update({"op": "div"} if args.size == "small" else
-                                 {"op": "div", "p": 97, "train_fraction": 0.5})
-            if args.fraction is not None:
-                overrides["train_fraction"] = args.fraction
-            result = run_grokking(out, size=args.size, seeds=args.seeds, only=args.only,
-                                  overrides=overrides)
-            table = grokking_markdown(result)
-        elif args.name == "extrapolation":
-            if args.op != "add" or args.fraction is not None:
-                raise ValueError("--op and --fraction apply to the grokking experiment")
-            overrides = {} if args.max_steps is None else {"max_iters": args.max_steps}
-            result = run_extrapolation(out, size=args.size, seeds=args.seeds, only=args.only,
-                                       overrides=overrides)
-            table = extrapolation_markdown(result)
-        else:
-            if args.only or args.op != "add" or args.fraction is not None:
-                raise ValueError("--only, --op and --fraction apply to the grokking experiment")
-            overrides = {} if args.max_steps is None else {"max_iters": args.max_steps}
-            run, markdown = ((run_spiking, spiking_markdown) if args.name == "spiking"
-                             else (run_failure_modes, failure_markdown))
-            result = run(out, size=args.size, seeds=args.seeds, overrides=overrides)
-            table = markdown(result)
-    except (ValueError, FileNotFoundError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    if args.name == "grokking":
+        overrides = {} if args.max_steps is None else {"max_steps": args.max_steps}
+        if args.op == "div":
+            overrides.update({"op": "div"} if args.size == "small" else
+                             {"op": "div", "p": 97, "train_fraction": 0.5})
+        if args.fraction is not None:
+            overrides["train_fraction"] = args.fraction
+        result = run_grokking(out, size=args.size, seeds=args.seeds, only=args.only,
+                              overrides=overrides)
+        table = grokking_markdown(result)
+    elif args.name == "extrapolation":
+        if args.op != "add" or args.fraction is not None:
+            raise ValueError("--op and --fraction apply to the grokking experiment")
+        overrides = {} if args.max_steps is None else {"max_iters": args.max_steps}
+        result = run_extrapolation(out, size=args.size, seeds=args.seeds, only=args.only,
+                                   overrides=overrides)
+        table = extrapolation_markdown(result)
+    else:
+        if args.only or args.op != "add" or args.fraction is not None:
+            raise ValueError("--only, --op and --fraction apply to the grokking experiment")
+        overrides = {} if args.max_steps is None else {"max_iters": args.max_steps}
+        run, markdown = ((run_spiking, spiking_markdown) if args.name == "spiking"
+                         else (run_failure_modes, failure_markdown))
+        result = run(out, size=args.size, seeds=args.seeds, overrides=overrides)
+        table = markdown(result)
     print(table)
     print(f"outputs in {out}/")
     return 0

@@ -166,3 +166,16 @@ def test_the_command_lists_every_experiment(capsys):
     usage = capsys.readouterr().out
     for name in ("extrapolation", "grokking", "spiking", "failure-modes"):
         assert name in usage
+
+
+def test_a_condition_equal_to_the_baseline_runs_once_and_says_so(tmp_path):
+    said = []
+    result = run_grokking(tmp_path, size="small", seeds=1, log=said.append, quiet=True,
+                          only=["baseline (weight decay 1)", "fraction 0.6", "fraction 0.8"],
+                          overrides={"max_steps": 2})
+    assert [row["condition"] for row in result["table"]] == [
+        "baseline (weight decay 1) = fraction 0.6", "fraction 0.8"]
+    assert len(result["runs"]) == 2
+    assert any("the same config as the baseline" in line for line in said)
+    assert not any("None" in line for line in said)  # a level not reached reads 'not reached'
+    assert any("val 99% not reached" in line for line in said)

@@ -26,6 +26,7 @@ from phase_03_tokenization.pretokenize import (
     chunk_ends,
     concatenate_chunks,
     distinct_chunks,
+    find_chunks,
     gather_chunks,
     split_on_special_tokens,
     table_capacity,
@@ -158,6 +159,7 @@ class BPETokenizer:
                  byte_ids=None) -> None:
         self.merges = [(int(a), int(b)) for a, b in merges]
         self.pattern = pattern
+        find_chunks(pattern)  # a pattern that is not a valid regex fails here, quoted
         self.byte_ids = (np.arange(N_BYTES, dtype=np.int64) if byte_ids is None
                          else np.asarray(byte_ids, dtype=np.int64))
         if sorted(self.byte_ids.tolist()) != list(range(N_BYTES)):

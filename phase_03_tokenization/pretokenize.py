@@ -138,7 +138,7 @@ def chunk_ends(text: str, pattern: str = GPT2_PATTERN) -> tuple[np.ndarray, np.n
     below U+0080, 2 below U+0800, 3 below U+10000, else 4). Any other pattern goes through
     ``regex.findall``, whose matches need not cover the text, so they are joined."""
     if pattern != GPT2_PATTERN:
-        chunks = [chunk.encode("utf-8") for chunk in regex.findall(pattern, text)]
+        chunks = [chunk.encode("utf-8") for chunk in find_chunks(pattern)(text)]
         return (np.frombuffer(b"".join(chunks), dtype=np.uint8),
                 np.cumsum([len(chunk) for chunk in chunks], dtype=np.int64))
     data = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)

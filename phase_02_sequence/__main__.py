@@ -16,16 +16,14 @@ from phase_01_nn.config_options import (  # noqa: E402
     config_from_args,
     given_options,
 )
+from phase_02_sequence.adding import AddingConfig, run_adding  # noqa: E402
 from phase_02_sequence.experiments import (  # noqa: E402
-    AddingConfig,
     CharLMRunConfig,
     Seq2SeqRunConfig,
-    VanishingConfig,
-    run_adding,
     run_charlm,
     run_seq2seq,
-    run_vanishing,
 )
+from phase_02_sequence.vanishing import VanishingConfig, run_vanishing  # noqa: E402
 
 CONFIGS = {"vanishing": VanishingConfig, "adding": AddingConfig, "charlm": CharLMRunConfig,
            "seq2seq": Seq2SeqRunConfig}

@@ -1,9 +1,6 @@
-"""The phase's four experiments, behind ``python -m phase_02_sequence``:
+"""Two of the phase's four runs behind ``python -m phase_02_sequence`` (the other two have a
+module each: ``vanishing.py`` and ``adding.py``):
 
-- ``vanishing``: how much gradient reaches h_t from h_T, against T - t, for a vanilla RNN and an
-  LSTM, at initialisation and after training on the adding problem.
-- ``adding``: the adding problem (Hochreiter and Schmidhuber 1997) at T = 50 and T = 100, LSTM
-  against vanilla RNN, with the predict-the-mean baseline (MSE 1/6).
 - ``charlm``: a char-level LSTM on Tiny Shakespeare, truncated BPTT, checkpoint and resume.
 - ``seq2seq``: reverse a digit string; exact match on held-out strings of length 8.
 
@@ -21,7 +18,6 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
@@ -35,10 +31,7 @@ from phase_01_nn.clipping import clip_grad_norm  # noqa: E402
 from phase_01_nn.command_line import UserError  # noqa: E402
 from phase_01_nn.config_options import check_config, refuse_changes_on_resume  # noqa: E402
 from phase_01_nn.corpus import load_corpus  # noqa: E402
-from phase_01_nn.linear import Linear  # noqa: E402
 from phase_01_nn.losses import (  # noqa: E402
-    mse_backward,
-    mse_forward,
     softmax_cross_entropy_backward,
     softmax_cross_entropy_forward,
 )
@@ -48,7 +41,6 @@ from phase_01_nn.metrics import (  # noqa: E402
     resumed_metrics,
     write_summary,
 )
-from phase_01_nn.module import Module  # noqa: E402
 from phase_01_nn.optimizers import Adam  # noqa: E402
 from phase_01_nn.schedule import warmup_cosine_lr  # noqa: E402
 from phase_01_nn.vocabulary import CharVocabulary, train_val_split  # noqa: E402
@@ -66,233 +58,7 @@ from phase_02_sequence.seq2seq import (  # noqa: E402
     exact_match,
     reverse_examples,
 )
-from phase_02_sequence.stacked import recurrent_layer  # noqa: E402
 
-ADDING_BASELINE = 1.0 / 6.0  # Var(u + v) for u, v ~ U(0, 1): the MSE of always predicting 1
-
-
-
-# ------------------------------------------------------------------------------- adding
-
-def adding_batch(rng: np.random.Generator, batch: int, length: int, dtype=np.float32):
-    """x: (B, T, 2), channel 0 values ~ U(0, 1), channel 1 marks two positions, one in each
-    half; y: (B, 1), the sum of the two marked values."""
-    if length < 2:
-        raise ValueError(f"the adding problem needs length >= 2, got {length}")
-    values = rng.random((batch, length))
-    half = length // 2
-    first = rng.integers(0, half, size=batch)
-    second = rng.integers(half, length, size=batch)
-    markers = np.zeros((batch, length))
-    rows = np.arange(batch)
-    markers[rows, first] = markers[rows, second] = 1.0
-    x = np.stack([values, markers], axis=-1).astype(dtype)
-    y = (values[rows, first] + values[rows, second])[:, None].astype(dtype)
-    return x, y
-
-
-class SequenceRegressor(Module):
-    """A recurrent layer and a linear head on its last hidden state: (B, T, D) -> (B, 1)."""
-
-    def __init__(self, cell: str, input_size: int, hidden_size: int, *,
-                 rng: np.random.Generator, dtype=np.float32) -> None:
-        super().__init__()
-        self.core = self.add_module("core", recurrent_layer(cell, input_size, hidden_size,
-                                                            rng=rng, dtype=dtype))
-        self.head = self.add_module("head", Linear(hidden_size, 1, rng=rng, init="xavier",
-                                                   dtype=dtype))
-        self._shape = None
-
-    def forward(self, x):
-        hs, _ = self.core.forward(x)
-        self._shape = hs.shape
-        return self.head.forward(hs[:, -1])
-
-    def backward(self, dout):
-        dhs = np.zeros(self._shape, dtype=dout.dtype)
-        dhs[:, -1] = self.head.backward(dout)
-        return self.core.backward(dhs)[0]
-
-
-@dataclass
-class AddingConfig:
-    lengths: str = "50,100"
-    cells: str = "lstm,rnn"
-    hidden: int = 64
-    batch_size: int = 64
-    steps: int = 3000
-    lr: float = 3e-3
-    min_lr: float = 1e-4
-    warmup_steps: int = 100
-    clip: float = 1.0
-    eval_every: int = 100
-    n_test: int = 1000
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        check_config(self, positive=("hidden", "batch_size", "steps", "lr", "clip", "eval_every",
-                                     "n_test"),
-                     non_negative=("min_lr", "warmup_steps"))
-
-
-def train_adding(cell: str, length: int, config: AddingConfig, *, log: MetricsLog | None = None,
-                 desc: str = "") -> tuple[SequenceRegressor, list[dict], bool]:
-    """Train one model on the adding problem; returns it, its eval rows, and whether Ctrl-C
-    stopped it."""
-    rng = np.random.default_rng(config.seed)
-    test_x, test_y = adding_batch(np.random.default_rng(config.seed + 10_000), config.n_test,
-                                  length)
-    model = SequenceRegressor(cell, 2, config.hidden, rng=rng)
-    optimizer = Adam(model.parameters(), lr=config.lr)
-    rows, window, interrupted = [], [], False
-    bar = tqdm(range(config.steps), desc=desc or f"adding {cell} T={length}", unit="step",
-               mininterval=0.5)
-    try:
-        for step in bar:
-            optimizer.lr = warmup_cosine_lr(step, max_lr=config.lr, min_lr=config.min_lr,
-                                            warmup_steps=min(config.warmup_steps, config.steps),
-                                            total_steps=config.steps)
-            x, y = adding_batch(rng, config.batch_size, length)
-            loss, cache = mse_forward(model.forward(x), y)
-            model.zero_grad()
-            model.backward(mse_backward(np.ones((), np.float32), cache)[0])
-            clip_grad_norm(model.gradients(), config.clip)
-            optimizer.step(model.gradients())
-            window.append(float(loss))
-            if (step + 1) % config.eval_every == 0 or step == config.steps - 1:
-                test_mse = float(mse_forward(model.forward(test_x), test_y)[0])
-                row = {"cell": cell, "T": length, "step": step + 1,
-                       "train_mse": float(np.mean(window)), "test_mse": test_mse}
-                rows.append(row)
-                if log is not None:
-                    log.write(**row)
-                bar.set_postfix(test_mse=f"{test_mse:.4f}")
-                window = []
-    except KeyboardInterrupt:
-        interrupted = True
-    finally:
-        bar.close()
-    return model, rows, interrupted
-
-
-def _parse_list(text: str, kind=str) -> list:
-    items = [kind(item.strip()) for item in text.split(",") if item.strip()]
-    if not items:
-        raise ValueError(f"expected a comma-separated list, got {text!r}")
-    return items
-
-
-def run_adding(config: AddingConfig, out: Path) -> dict:
-    out.mkdir(parents=True, exist_ok=True)
-    started = time.perf_counter()
-    summary: dict = {"baseline_mse": ADDING_BASELINE, "runs": {}, "config": asdict(config)}
-    all_rows = []
-    with MetricsLog(out / "metrics.jsonl") as log:
-        for length in _parse_list(config.lengths, int):
-            for cell in _parse_list(config.cells):
-                run_started = time.perf_counter()
-                _, rows, interrupted = train_adding(cell, length, config, log=log)
-                all_rows += rows
-                summary["runs"][f"{cell}_T{length}"] = {
-                    "final_test_mse": rows[-1]["test_mse"] if rows else None,
-                    "best_test_mse": min((r["test_mse"] for r in rows), default=None),
-                    "steps": rows[-1]["step"] if rows else 0,
-                    "seconds": round(time.perf_counter() - run_started, 1)}
-                if interrupted:
-                    break
-            else:
-                continue
-            break
-    for length in _parse_list(config.lengths, int):
-        merged: dict[int, dict] = {}
-        for row in all_rows:
-            if row["T"] == length:
-                merged.setdefault(row["step"], {"step": row["step"]})[row["cell"]] = row["test_mse"]
-        plot_curves(sorted(merged.values(), key=lambda r: r["step"]), out / f"adding_T{length}.png",
-                    ys=_parse_list(config.cells), ylabel="test MSE",
-                    title=f"adding problem, T = {length}", hline=(ADDING_BASELINE, "predict 1"))
-    summary["seconds"] = round(time.perf_counter() - started, 1)
-    write_summary(out, summary)
-    return summary
-
-
-# ---------------------------------------------------------------------------- vanishing
-
-def state_gradient_norms(layer, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """norms[k] = mean over the batch of || d(u . h_T) / d s_{T-k} ||, k = 0..T, for a random
-    unit vector u per example, where s_t is the layer's whole state after step t ((h_t) for an
-    RNN, (h_t, c_t) for an LSTM; s_0 is the zero initial state). norms[0] = ||u|| = 1. Each
-    t < T gets its own backward over x[:, t:], starting from s_t."""
-    batch, length, _ = x.shape
-    u = rng.standard_normal((batch, layer.hidden_size)).astype(x.dtype)
-    u /= np.linalg.norm(u, axis=1, keepdims=True)
-    norms = np.ones(length + 1)
-    for t in range(length):
-        state = (tuple(np.zeros((batch, layer.hidden_size), x.dtype) for _ in layer.state_names)
-                 if t == 0 else layer.forward(x[:, :t])[1])
-        tail, final = layer.forward(x[:, t:], state)
-        dfinal = (u, *(np.zeros_like(s) for s in final[1:]))
-        _, dstate = layer.backward(np.zeros_like(tail), dfinal)
-        squared = sum(np.sum(d.astype(np.float64) ** 2, axis=1) for d in dstate)
-        norms[length - t] = float(np.mean(np.sqrt(squared)))
-    layer.zero_grad()
-    return norms
-
-
-@dataclass
-class VanishingConfig:
-    length: int = 100
-    hidden: int = 64
-    batch: int = 64
-    train_length: int = 50
-    train_steps: int = 1500
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        check_config(self, positive=("length", "hidden", "batch", "train_length",
-                                     "train_steps"))
-
-
-def run_vanishing(config: VanishingConfig, out: Path) -> dict:
-    out.mkdir(parents=True, exist_ok=True)
-    started = time.perf_counter()
-    x, _ = adding_batch(np.random.default_rng(config.seed + 1), config.batch, config.length)
-    train = AddingConfig(hidden=config.hidden, steps=config.train_steps,
-                         eval_every=max(1, config.train_steps // 10), seed=config.seed)
-    curves, summary = {}, {"config": asdict(config)}
-    with MetricsLog(out / "metrics.jsonl") as log:
-        for cell in ("rnn", "lstm"):
-            untrained = SequenceRegressor(cell, 2, config.hidden,
-                                          rng=np.random.default_rng(config.seed))
-            trained, rows, _ = train_adding(cell, config.train_length, train,
-                                            desc=f"vanishing: train {cell}")
-            for when, model in (("init", untrained), ("trained", trained)):
-                norms = state_gradient_norms(model.core, x, np.random.default_rng(config.seed))
-                curves[f"{cell} {when}"] = norms
-                for distance, norm in enumerate(norms):
-                    log.write(cell=cell, when=when, distance=distance, grad_norm=float(norm))
-                summary[f"{cell}_{when}"] = {
-                    f"norm_at_{d}": float(norms[d]) for d in (1, 10, 25, 50, config.length)
-                    if d <= config.length}
-            summary[f"{cell}_trained"]["adding_test_mse"] = rows[-1]["test_mse"] if rows else None
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for label, norms in curves.items():
-        ax.semilogy(np.arange(len(norms)), norms, label=label,
-                    linestyle="-" if "trained" in label else "--")
-    ax.set_xlabel("distance T - t (steps)")
-    ax.set_ylabel("mean || d(u . h_T) / d state_t ||")
-    ax.set_title(f"gradient reaching step t from step T = {config.length}")
-    ax.grid(alpha=0.3, which="both")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(out / "vanishing.png", dpi=120)
-    plt.close(fig)
-    summary["seconds"] = round(time.perf_counter() - started, 1)
-    write_summary(out, summary)
-    return summary
-
-
-# ------------------------------------------------------------------------------- charlm
 
 @dataclass
 class CharLMRunConfig(CharLMTrainConfig):
@@ -401,8 +167,6 @@ def run_charlm(config: CharLMRunConfig, out: Path, *, data_path: str | None = No
     return summary
 
 
-# ------------------------------------------------------------------------------ seq2seq
-
 @dataclass
 class Seq2SeqRunConfig:
     cell: str = "lstm"
@@ -488,3 +252,4 @@ def run_seq2seq(config: Seq2SeqRunConfig, out: Path) -> dict:
                "config": asdict(config)}
     write_summary(out, summary)
     return summary
+

@@ -6,19 +6,16 @@ import numpy as np
 import pytest
 
 from phase_02_sequence.__main__ import main
-from phase_02_sequence.experiments import (
+from phase_02_sequence.adding import (
     ADDING_BASELINE,
     AddingConfig,
-    Seq2SeqRunConfig,
     SequenceRegressor,
-    VanishingConfig,
     adding_batch,
     run_adding,
-    run_seq2seq,
-    run_vanishing,
-    state_gradient_norms,
 )
+from phase_02_sequence.experiments import Seq2SeqRunConfig, run_seq2seq
 from phase_02_sequence.rnn import RNN
+from phase_02_sequence.vanishing import VanishingConfig, run_vanishing, state_gradient_norms
 
 TEXT = "".join(f"{name}: the quick brown fox jumps over the lazy dog.\n"
                for name in ("ROMEO", "JULIET", "NURSE", "FRIAR")) * 20

@@ -45,7 +45,10 @@ def linear_backward(dout: np.ndarray, cache):
     x2 = x.reshape(-1, x.shape[-1])
     d2 = dout.reshape(-1, dout.shape[-1])
     dw = x2.T @ d2
-    db = d2.sum(axis=0) if has_bias else None
+    # db sums over every row: accumulated in float64 (a few numbers), since in float32 a sum whose
+    # terms nearly cancel loses digits that torch's reduction keeps (a float32 parity draw of
+    # phase 4's feed-forward lost 1.2e-4 of b_2 that way, against torch's 8e-6).
+    db = d2.sum(axis=0, dtype=np.float64).astype(d2.dtype) if has_bias else None
     return dx, dw, db
 
 

@@ -22,6 +22,13 @@ TORCH_DTYPES = {np.float64: torch.float64, np.float32: torch.float32}
 # difference between NumPy's and torch's float32 tanh is a visible share of the result, so the
 # ratio of the two errors wanders; over 1000 seeds per case it stayed below this.
 FLOAT32_SLACK = 10.0
+# A gradient whose whole difference from the reference is within ROUNDING_MARGIN machine epsilons
+# of the case's largest gradient is rounding, not a bug: a gradient that is a cancelling sum
+# (attention's q side, rows of dS summing to 0) can be 1e-10 of the others, and both sides then
+# carry an error of eps times the terms, not of the result (cross-attention, seed 9450342:
+# difference 4e-15 on a q gradient of 2e-10 beside a kv gradient of 2.9). A wrong backward is
+# off by the size of its gradient, orders above this.
+ROUNDING_MARGIN = 100.0
 
 
 @dataclass(frozen=True)
@@ -66,6 +73,7 @@ class ParityResult:
     tol: float
     torch_forward_error: float = 0.0
     torch_grad_errors: dict[str, float] = field(default_factory=dict)
+    at_rounding: frozenset = frozenset()  # arguments whose difference is rounding alone
 
     @property
     def worst(self) -> float:
@@ -81,7 +89,7 @@ class ParityResult:
         if not self.forward_error <= self._allowed(self.torch_forward_error):
             return False
         return all(err <= self._allowed(self.torch_grad_errors.get(name, 0.0))
-                   for name, err in self.grad_errors.items())
+                   or name in self.at_rounding for name, err in self.grad_errors.items())
 
 
 def _tuple(value) -> tuple:
@@ -137,6 +145,16 @@ def _errors(names, outs, grads, ref_outs, ref_grads) -> tuple[float, dict[str, f
     return forward, per_arg
 
 
+def _at_rounding(names, grads, ref_grads, dtype) -> frozenset:
+    """The arguments whose gradient differs from the reference by no more than
+    ``ROUNDING_MARGIN`` epsilons of the largest reference gradient's norm."""
+    pairs = [(n, g, r) for n, g, r in zip(names, grads, ref_grads, strict=True) if r is not None]
+    scale = max((float(np.linalg.norm(r)) for _, _, r in pairs), default=0.0)
+    floor = ROUNDING_MARGIN * float(np.finfo(dtype).eps) * scale
+    return frozenset(n for n, g, r in pairs
+                     if float(np.linalg.norm(np.asarray(g, np.float64) - r)) <= floor)
+
+
 def run_case(case: ParityCase, seed: int, dtype=np.float64) -> ParityResult:
     rng = np.random.default_rng(seed)
     arrays64, options = case.make_inputs(rng)
@@ -156,10 +174,12 @@ def run_case(case: ParityCase, seed: int, dtype=np.float64) -> ParityResult:
 
     truth_outs, truth_grads = torch_run(case, arrays, options, douts, torch.float64)
     forward_error, grad_errors = _errors(names, outs, grads, truth_outs, truth_grads)
+    rounding = _at_rounding(names, grads, truth_grads, dtype)
     if np.dtype(dtype) == np.float64:
-        return ParityResult(case.name, "float64", seed, forward_error, grad_errors, case.tol)
+        return ParityResult(case.name, "float64", seed, forward_error, grad_errors, case.tol,
+                            at_rounding=rounding)
     torch_outs, torch_grads = torch_run(case, arrays, options, douts, TORCH_DTYPES[np.float32])
     torch_forward, torch_grad_errors = _errors(names, torch_outs, torch_grads, truth_outs,
                                                truth_grads)
     return ParityResult(case.name, "float32", seed, forward_error, grad_errors,
-                        case.tol_float32, torch_forward, torch_grad_errors)
+                        case.tol_float32, torch_forward, torch_grad_errors, rounding)

@@ -137,7 +137,9 @@ PLANTS = {
                    "    return (-dout * (1.0 - t * t),)\n",
                    r"tanh_backward, the gradient of 'x':\n  your gradient is -1x the true one: "
                    r"the sign is flipped"),
-    "wrong shape": ("linear_backward", "    db = d2.sum(axis=0) if has_bias else None\n",
+    "wrong shape": ("linear_backward",
+                    "    db = d2.sum(axis=0, dtype=np.float64).astype(d2.dtype)"
+                    " if has_bias else None\n",
                     "    db = d2 if has_bias else None\n",
                     r"linear_backward: the gradient of 'b' has shape \(\d+, \d+\), but 'b' has "
                     r"shape \(\d+,\)"),

@@ -20,25 +20,28 @@ def feed_forward_forward(x: np.ndarray, w_fc: np.ndarray, b_fc: np.ndarray | Non
     """x: (..., C), w_fc: (C, H), b_fc: (H,) or None, w_proj: (H, C), b_proj: (C,) or None
     -> (..., C) = gelu(x w_fc + b_fc) w_proj + b_proj.
 
-    The cache keeps the hidden layer before the GELU and the GELU's factor (``gelu_forward``'s
-    cache), not the activated layer after it: the backward multiplies the two again. That is one
-    (..., H) array fewer per block held from the forward to the backward (12 MiB a layer on
-    phase 6's ``larger`` preset), for one multiplication in the backward."""
+    The cache keeps the hidden layer before the GELU and nothing of the GELU: the backward
+    runs the GELU's forward again (activation recomputation, Chen et al. 2016, for the cheapest
+    op of the block). Holding its output, or its factor Phi(h), from the forward to the backward
+    would cost one (..., H) array per block, 12 MiB a layer on phase 6's ``larger`` preset (72
+    MiB over its six layers, more than the whole gap to torch's peak); recomputing costs one
+    Phi per block in the backward, about 1% of a ``larger`` step."""
     hidden, fc_cache = linear_forward(x, w_fc, b_fc)
-    activated, gelu_cache = gelu_forward(hidden, approximate=approximate)
+    activated, _ = gelu_forward(hidden, approximate=approximate)
     out, (_, _, has_b_proj) = linear_forward(activated, w_proj, b_proj)
-    return out, (fc_cache, gelu_cache, (w_proj, has_b_proj))
+    return out, (fc_cache, hidden, approximate, (w_proj, has_b_proj))
 
 
 def feed_forward_backward(dout: np.ndarray, cache):
     """The three backwards in reverse: linear, GELU, linear -> (dx, dw_fc, db_fc, dw_proj,
-    db_proj)."""
-    fc_cache, gelu_cache, (w_proj, has_b_proj) = cache
-    hidden, factor, _ = gelu_cache
-    activated = hidden * factor  # GELU(h) = h Phi(h), or h s(h) for the tanh form
+    db_proj); the GELU's forward is run again first, for its output (the projection's input)
+    and its cache."""
+    fc_cache, hidden, approximate, (w_proj, has_b_proj) = cache
+    activated, gelu_cache = gelu_forward(hidden, approximate=approximate)
     dactivated, dw_proj, db_proj = linear_backward(dout, (activated, w_proj, has_b_proj))
     del activated
     (dhidden,) = gelu_backward(dactivated, gelu_cache)
+    del dactivated, gelu_cache
     dx, dw_fc, db_fc = linear_backward(dhidden, fc_cache)
     return dx, dw_fc, db_fc, dw_proj, db_proj
 
@@ -68,7 +71,7 @@ class FeedForward(Module):
         return out
 
     def backward(self, dout):
-        dx, dw_fc, db_fc, dw_proj, db_proj = feed_forward_backward(dout, self._cache)
+        dx, dw_fc, db_fc, dw_proj, db_proj = feed_forward_backward(dout, self.take_cache())
         for name, grad in (("w_fc", dw_fc), ("b_fc", db_fc), ("w_proj", dw_proj),
                            ("b_proj", db_proj)):
             if grad is not None:

@@ -3,7 +3,12 @@
 A module owns its parameters and their gradients as dicts of arrays with the same keys. ``forward``
 remembers what ``backward`` needs; ``backward`` takes the gradient of the output, ADDS the
 parameter gradients into ``grads`` (so a weight shared by two modules collects both
-contributions) and returns the gradient of the input. ``zero_grad`` resets the sums.
+contributions) and returns the gradient of the input. ``zero_grad`` resets the sums. The large
+layers of phases 4 and 5 (layer norm, attention, the feed-forward, the GPT's head) release what
+their forward remembered as their backward uses it (``take_cache``), as torch frees an autograd
+graph's saved tensors: between two training steps nothing of the last forward is held, and the
+backward's temporaries reuse the memory of the layers it has passed. Phase 1's layers keep
+their caches, so that a test can run one backward twice and watch the gradients add up.
 """
 
 from __future__ import annotations
@@ -39,6 +44,16 @@ class Module:
     def add_module(self, name: str, module: Module) -> Module:
         self.modules[name] = module
         return module
+
+    def take_cache(self, attribute: str = "_cache"):
+        """What the last forward stored in ``attribute``, which is then cleared: a forward's
+        cache serves one backward. A second backward without a forward gets a clear error."""
+        cache = getattr(self, attribute)
+        if cache is None:
+            raise RuntimeError(f"{type(self).__name__}.backward() needs a forward first (each "
+                               f"forward's cache is used by one backward, which releases it)")
+        setattr(self, attribute, None)
+        return cache
 
     def forward(self, *inputs):
         raise NotImplementedError(f"{type(self).__name__} has no forward")

@@ -414,7 +414,8 @@ class MultiHeadSelfAttention(Module):
     @property
     def last_weights(self) -> np.ndarray | None:
         """The (B, H, T, T) weights of the last forward, rebuilt on request (the forward keeps
-        only their log-sum-exp), or None before any forward."""
+        only their log-sum-exp), or None before any forward and after the backward that used
+        (and released) its cache."""
         return None if self._cache is None else multi_head_attention_weights(self._cache)
 
     def forward(self, x, mask=None):
@@ -426,7 +427,7 @@ class MultiHeadSelfAttention(Module):
         return y
 
     def backward(self, dy):
-        dx, dw_qkv, db_qkv, dw_o, db_o = multi_head_self_attention_backward(dy, self._cache)
+        dx, dw_qkv, db_qkv, dw_o, db_o = multi_head_self_attention_backward(dy, self.take_cache())
         self.grads["w_qkv"] += dw_qkv
         self.grads["w_o"] += dw_o
         if db_qkv is not None:

@@ -76,7 +76,7 @@ class LayerNorm(Module):
         return y
 
     def backward(self, dout):
-        dx, dgamma, dbeta = layer_norm_backward(dout, self._cache)
+        dx, dgamma, dbeta = layer_norm_backward(dout, self.take_cache())
         self.grads["gamma"] += dgamma
         if dbeta is not None:
             self.grads["beta"] += dbeta

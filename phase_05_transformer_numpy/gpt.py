@@ -157,8 +157,8 @@ class GPT(Module):
         if self._loss_cache is None:
             raise RuntimeError("backward() needs a forward with targets first")
         (dlogits,) = softmax_cross_entropy_backward(np.asarray(dloss, self.dtype),
-                                                    self._loss_cache)
-        dx, dw_head, _ = linear_backward(dlogits, self._head_cache)
+                                                    self.take_cache("_loss_cache"))
+        dx, dw_head, _ = linear_backward(dlogits, self.take_cache("_head_cache"))
         if self.config.tie_weights:
             self.wte.grads["weight"] += dw_head.T
         else:

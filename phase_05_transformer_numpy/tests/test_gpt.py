@@ -119,18 +119,35 @@ def test_float32_throughout():
     assert float(loss) == pytest.approx(np.log(7), abs=0.05)
 
 
-def test_zero_grad_makes_backward_idempotent_and_grads_accumulate():
+def test_grads_accumulate_over_forward_backward_pairs_and_zero_grad_resets_them():
     model = GPT(TINY, rng=np.random.default_rng(0))
     ids = np.random.default_rng(1).integers(0, 7, (2, 4))
     model.forward(ids, ids)
     model.backward()
     once = {k: v.copy() for k, v in model.gradients().items()}
+    model.forward(ids, ids)
     model.backward()
     np.testing.assert_allclose(model.gradients()["wte.weight"], 2 * once["wte.weight"],
                                rtol=1e-6)
     model.zero_grad()
+    model.forward(ids, ids)
     model.backward()
     np.testing.assert_array_equal(model.gradients()["h.1.mlp.w_fc"], once["h.1.mlp.w_fc"])
+
+
+def test_the_backward_releases_the_forward_caches():
+    """Nothing of a forward is held after its backward (as torch frees saved tensors), and a
+    second backward says what is missing instead of reusing stale arrays."""
+    model = GPT(TINY, rng=np.random.default_rng(0))
+    ids = np.random.default_rng(1).integers(0, 7, (2, 4))
+    model.forward(ids, ids)
+    model.backward()
+    for block in model.h.modules.values():
+        for name in ("ln_1", "attn", "ln_2", "mlp"):
+            assert block.modules[name]._cache is None
+    assert model._head_cache is None and model._loss_cache is None
+    with pytest.raises(RuntimeError, match="needs a forward with targets first"):
+        model.backward()
 
 
 @pytest.mark.parametrize(("change", "message"), [

@@ -7,8 +7,9 @@ and the thread settings take effect before NumPy or torch loads its BLAS. The tw
 interleaved: ``--rounds`` rounds, each running NumPy then torch (torch first in every other
 round), so that a machine shared with other jobs slows both alike. Prints a table with the
 medians over the rounds of milliseconds per step (each the median of its timed steps), tokens
-per second, the peak memory the steps added, and NumPy / torch (the median of the rounds'
-ratios). Results: ``phase_06_torch_parity/notes/03_speed.md``.
+per second, the peak memory the steps added (over the process's size once the model is built and
+its libraries have started up: one step of a tiny model runs first), and NumPy / torch (the
+median of the rounds' ratios). Results: ``phase_06_torch_parity/notes/03_speed.md``.
 """
 
 from __future__ import annotations
@@ -42,15 +43,33 @@ def _rss_mib() -> float:
 
 
 def _peak_rss_mib() -> float:
-    import resource
+    """The process's peak resident size since it started, or since ``_reset_peak_rss``."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
 
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+def _reset_peak_rss() -> None:
+    """Linux: writing 5 to clear_refs sets the peak (VmHWM) back to the present size, so that
+    start-up's transient memory does not count as the steps' peak."""
+    try:
+        with open("/proc/self/clear_refs", "w") as clear_refs:
+            clear_refs.write("5")
+    except OSError:
+        pass
 
 
-def worker(implementation: str, preset: str, steps: int, warmup: int, threads: int) -> dict:
-    """Build the model, run ``warmup`` untimed and ``steps`` timed training steps, report."""
-    import time
+# A model far too small to hold memory: one step of it before the baseline is read starts each
+# library's one-time machinery (numba loading its compiled kernels, about 45 MiB here; torch's
+# own lazy set-up), so that "peak MiB added" counts what the steps hold, not what start-up loads.
+START_UP = {"n_layer": 1, "n_head": 1, "n_embd": 8, "block_size": 4, "batch_size": 2}
 
+
+def _training_step(implementation: str, p: dict):
+    """(step(ids, targets) -> loss, batches): one full training step of the NumPy GPT or of its
+    torch twin (the same weights) for the sizes in ``p``, and four batches of random ids."""
     import numpy as np
     import torch
 
@@ -59,8 +78,6 @@ def worker(implementation: str, preset: str, steps: int, warmup: int, threads: i
     from phase_05_transformer_numpy.gpt import GPT, GPTConfig
     from phase_06_torch_parity.gpt_twin import twin_of
 
-    torch.set_num_threads(threads)
-    p = PRESETS[preset]
     config = GPTConfig(vocab_size=VOCAB_SIZE, block_size=p["block_size"], n_layer=p["n_layer"],
                        n_head=p["n_head"], n_embd=p["n_embd"])
     rng = np.random.default_rng(0)
@@ -81,23 +98,43 @@ def worker(implementation: str, preset: str, steps: int, warmup: int, threads: i
             clip_grad_norm(model.gradients(), 1.0)
             optimizer.step(model.gradients())
             return float(loss)
-    else:
-        twin = twin_of(model, torch.float32)
-        del model
-        decay = [q for q in twin.parameters() if q.ndim >= 2]
-        other = [q for q in twin.parameters() if q.ndim < 2]
-        optimizer = torch.optim.AdamW(
-            [{"params": decay}, {"params": other, "weight_decay": 0.0}], **hyper)
-        batches = [tuple(torch.from_numpy(a) for a in batch) for batch in batches]
 
-        def step(ids, targets) -> float:
-            optimizer.zero_grad(set_to_none=True)
-            _, loss = twin(ids, targets)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(twin.parameters(), 1.0)
-            optimizer.step()
-            return loss.item()
+        return step, batches
+    twin = twin_of(model, torch.float32)
+    del model
+    decay = [q for q in twin.parameters() if q.ndim >= 2]
+    other = [q for q in twin.parameters() if q.ndim < 2]
+    optimizer = torch.optim.AdamW(
+        [{"params": decay}, {"params": other, "weight_decay": 0.0}], **hyper)
 
+    def step(ids, targets) -> float:
+        optimizer.zero_grad(set_to_none=True)
+        _, loss = twin(ids, targets)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(twin.parameters(), 1.0)
+        optimizer.step()
+        return loss.item()
+
+    return step, [tuple(torch.from_numpy(a) for a in batch) for batch in batches]
+
+
+def worker(implementation: str, preset: str, steps: int, warmup: int, threads: int) -> dict:
+    """Start the libraries up on a tiny model, build the preset's model, run ``warmup`` untimed
+    and ``steps`` timed training steps, report."""
+    import gc
+    import time
+
+    import numpy as np
+    import torch
+
+    torch.set_num_threads(threads)
+    start_up, tiny = _training_step(implementation, START_UP)
+    start_up(*tiny[0])
+    del start_up, tiny
+    gc.collect()
+    p = PRESETS[preset]
+    step, batches = _training_step(implementation, p)
+    _reset_peak_rss()
     before = _rss_mib()
     for i in range(warmup):
         step(*batches[i % len(batches)])

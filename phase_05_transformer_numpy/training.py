@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from phase_01_nn.allocator import keep_freed_memory
 from phase_01_nn.checkpoint import (
     NonFiniteError,
     check_same_data,
@@ -68,6 +69,7 @@ class GPTTraining:
     def __init__(self, config: TrainConfig, train_ids: np.ndarray, vocab: CharVocabulary):
         self.config, self.vocab = config, vocab
         self.train_ids = train_ids
+        keep_freed_memory()  # each step reallocates what the last one freed: no page faults
         self.rng = np.random.default_rng(config.seed)
         self.model = GPT(model_config(config, len(vocab)), rng=self.rng)
         params = self.model.parameters()

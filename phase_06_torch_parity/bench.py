@@ -127,6 +127,9 @@ def worker(implementation: str, preset: str, steps: int, warmup: int, threads: i
     import numpy as np
     import torch
 
+    from phase_01_nn.allocator import keep_freed_memory
+
+    keep_freed_memory()  # both sides alike; the NumPy step loses a quarter without it
     torch.set_num_threads(threads)
     start_up, tiny = _training_step(implementation, START_UP)
     start_up(*tiny[0])

@@ -34,19 +34,12 @@ IMPLEMENTATIONS = ("numpy", "torch")
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
-def _rss_mib() -> float:
+def _status_mib(field: str) -> float:
+    """A size from /proc/self/status in MiB: ``VmRSS`` (resident now) or ``VmHWM`` (the peak
+    since the process started, or since ``_reset_peak_rss``)."""
     with open("/proc/self/status") as status:
         for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def _peak_rss_mib() -> float:
-    """The process's peak resident size since it started, or since ``_reset_peak_rss``."""
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
+            if line.startswith(f"{field}:"):
                 return int(line.split()[1]) / 1024
     return float("nan")
 
@@ -138,7 +131,7 @@ def worker(implementation: str, preset: str, steps: int, warmup: int, threads: i
     p = PRESETS[preset]
     step, batches = _training_step(implementation, p)
     _reset_peak_rss()
-    before = _rss_mib()
+    before = _status_mib("VmRSS")
     for i in range(warmup):
         step(*batches[i % len(batches)])
     times, losses = [], []
@@ -149,7 +142,7 @@ def worker(implementation: str, preset: str, steps: int, warmup: int, threads: i
     ms = 1000 * float(np.median(times))
     return {"implementation": implementation, "preset": preset, "threads": threads,
             "ms_per_step": ms, "tokens_per_s": p["batch_size"] * p["block_size"] / ms * 1000,
-            "peak_step_mib": _peak_rss_mib() - before, "first_loss": losses[0],
+            "peak_step_mib": _status_mib("VmHWM") - before, "first_loss": losses[0],
             "last_loss": losses[-1], "steps": steps}
 
 

@@ -40,7 +40,7 @@ def feed_forward_backward(dout: np.ndarray, cache):
     activated, gelu_cache = gelu_forward(hidden, approximate=approximate)
     dactivated, dw_proj, db_proj = linear_backward(dout, (activated, w_proj, has_b_proj))
     del activated
-    (dhidden,) = gelu_backward(dactivated, gelu_cache)
+    (dhidden,) = gelu_backward(dactivated, gelu_cache, out=dactivated)  # in place: no new array
     del dactivated, gelu_cache
     dx, dw_fc, db_fc = linear_backward(dhidden, fc_cache)
     return dx, dw_fc, db_fc, dw_proj, db_proj

@@ -94,7 +94,7 @@ def _training_step(implementation: str, p: dict):
 
         return step, batches
     twin = twin_of(model, torch.float32)
-    del model
+    model = None  # the twin holds its own copy of the weights
     decay = [q for q in twin.parameters() if q.ndim >= 2]
     other = [q for q in twin.parameters() if q.ndim < 2]
     optimizer = torch.optim.AdamW(

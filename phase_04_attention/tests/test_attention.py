@@ -216,19 +216,37 @@ def test_modules_accumulate_gradients_and_expose_weights(module_class):
 
 @given(seed=seeds(), lead=st.sampled_from([(), (3,), (2, 3)]), causal=st.booleans(),
        masked=st.sampled_from(["none", "random", "empty rows"]),
-       dtype=st.sampled_from([np.float64, np.float32]), one_at_a_time=st.booleans())
+       dtype=st.sampled_from([np.float64, np.float32]), one_at_a_time=st.booleans(),
+       query_block=st.sampled_from([64, 1, 2, 3]))
 def test_rebuilding_the_weights_equals_keeping_them(seed, lead, causal, masked, dtype,
-                                                    one_at_a_time):
+                                                    one_at_a_time, query_block):
     """``keep_weights=False`` (log-sum-exp kept, P rebuilt in the backward, slices of the
-    batch, rowsum(dP * P) as dy . y) against the plain path that keeps P: the same output and
-    gradients to rounding, queries that see nothing included; with a 1-byte budget every
-    index of the first axis is its own slice."""
-    budget = attention.SCORES_SLICE_BYTES
+    batch, rowsum(dP * P) as dy . y, causal queries in blocks that skip the keys after them)
+    against the plain path that keeps P: the same output and gradients to rounding, queries
+    that see nothing included; with a 1-byte budget every index of the first axis is its own
+    slice, and a ``QUERY_BLOCK`` of 1 to 3 cuts the 5 queries into 5, 3 or 2 blocks."""
+    budget, block = attention.SCORES_SLICE_BYTES, attention.QUERY_BLOCK
     attention.SCORES_SLICE_BYTES = 1 if one_at_a_time else budget
+    attention.QUERY_BLOCK = query_block
     try:
         _compare_rebuilt_with_kept(seed, lead, causal, masked, dtype)
     finally:
-        attention.SCORES_SLICE_BYTES = budget
+        attention.SCORES_SLICE_BYTES, attention.QUERY_BLOCK = budget, block
+
+
+@pytest.mark.parametrize(("t_q", "t_k", "causal", "expected"), [
+    (256, 256, True, [(0, 64, 64), (64, 128, 128), (128, 192, 192), (192, 256, 256)]),
+    (128, 160, True, [(0, 64, 96), (64, 128, 160)]),  # queries are the last 128 of 160 keys
+    (100, 100, True, [(0, 100, 100)]),  # under two blocks: one
+    (256, 256, False, [(0, 256, 256)]),  # no causal mask: every query sees every key
+    (256, 200, True, [(0, 256, 200)]),  # fewer keys than queries: one block
+])
+def test_query_blocks_cover_the_queries_and_skip_only_masked_keys(t_q, t_k, causal, expected):
+    blocks = attention._query_blocks(t_q, t_k, causal, None)
+    assert [(rows.start, rows.stop, keys.stop) for rows, keys in blocks] == expected
+    assert all(keys.start == 0 for _, keys in blocks)
+    assert attention._query_blocks(t_q, t_k, causal, np.ones((t_q, t_k), bool)) == [
+        (slice(0, t_q), slice(0, t_k))]  # an explicit mask: one block
 
 
 def _compare_rebuilt_with_kept(seed, lead, causal, masked, dtype):

@@ -9,7 +9,7 @@ import math
 
 import numpy as np
 
-from phase_00_math.erf import normal_cdf, x_normal_cdf_backward_float32, x_normal_cdf_float32
+from phase_00_math.erf import normal_cdf
 from phase_01_nn.module import Module
 
 SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
@@ -62,15 +62,8 @@ def gelu_forward(x: np.ndarray, *, approximate: str = "none"):
     ``approximate="tanh"``: Phi(x) ~ (1 + tanh(u)) / 2 with u = sqrt(2/pi) (x + 0.044715 x^3),
     as in GPT-2. It is computed as sigmoid(2u), the same number, because 1 + tanh(u) cancels to
     nothing for x << 0 while the sigmoid keeps its digits.
-
-    float32, exact: one fused numba loop (phase 0's ``x_normal_cdf_float32``) computes x Phi(x)
-    and keeps nothing but x; the backward computes Phi again, in its own fused loop. Any other
-    dtype takes the plain path, which keeps Phi for the backward and is the reference the fused
-    one is tested against (``tests/test_activations.py``).
     """
     if approximate == "none":
-        if np.asarray(x).dtype == np.float32:
-            return x_normal_cdf_float32(x), (x, None, approximate)
         cdf = normal_cdf(x)
         return x * cdf, (x, cdf, approximate)
     if approximate == "tanh":
@@ -91,8 +84,6 @@ def gelu_backward(dout, cache, *, out=None):
     if out is not None and (out.shape != np.shape(x) or not out.flags.c_contiguous):
         raise ValueError(f"gelu_backward: out must be C-contiguous with x's shape "
                          f"{np.shape(x)}, got {out.shape}")
-    if approximate == "none" and cdf_or_s is None:  # the float32 forward: the fused loop
-        return (x_normal_cdf_backward_float32(x, dout, out=out),)
     if approximate == "none":  # in place in one array: no (..., H) temporaries besides dx
         dx = x * x
         dx *= -0.5

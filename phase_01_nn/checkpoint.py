@@ -175,7 +175,10 @@ def refuse_non_finite(path: str | os.PathLike, names: Iterable[str], losses: dic
         shown = ", ".join(bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
         when = f" at step {step}" if step is not None else ""
         raise NonFiniteError(f"not finite{when}: {shown}; the state was not saved and {kept}. "
-                             f"Lower --lr or raise the warmup, then --resume or start again")
+                             f"{LOWER_THE_RATE}")
+
+
+LOWER_THE_RATE = "Lower --lr or raise the warmup, then --resume or start again"
 
 
 def what_is_kept(path: str | os.PathLike) -> str:

@@ -38,10 +38,11 @@ def linear_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None):
     return y, (x, w, b is not None)
 
 
-def linear_backward(dout: np.ndarray, cache):
-    """dx = dout W^T; dW = x^T dout (summed over all leading dims); db = sum of dout."""
+def linear_backward(dout: np.ndarray, cache, *, input_grad: bool = True):
+    """dx = dout W^T; dW = x^T dout (summed over all leading dims); db = sum of dout.
+    ``input_grad=False`` skips dx (returned as None), for a caller that has it already."""
     x, w, has_bias = cache
-    dx = dout @ w.T
+    dx = dout @ w.T if input_grad else None
     x2 = x.reshape(-1, x.shape[-1])
     d2 = dout.reshape(-1, dout.shape[-1])
     dw = x2.T @ d2

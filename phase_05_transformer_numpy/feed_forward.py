@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from phase_00_math.erf import x_normal_cdf_float32, x_normal_cdf_with_backward_float32
 from phase_01_nn.activations import gelu_backward, gelu_forward
 from phase_01_nn.linear import linear_backward, linear_forward
 from phase_01_nn.module import Module
@@ -27,23 +28,47 @@ def feed_forward_forward(x: np.ndarray, w_fc: np.ndarray, b_fc: np.ndarray | Non
     MiB over its six layers, more than the whole gap to torch's peak); recomputing costs one
     Phi per block in the backward, about 1% of a ``larger`` step."""
     hidden, fc_cache = linear_forward(x, w_fc, b_fc)
-    activated, _ = gelu_forward(hidden, approximate=approximate)
+    if _fused_gelu(hidden, approximate):
+        activated = x_normal_cdf_float32(hidden)
+    else:
+        activated, _ = gelu_forward(hidden, approximate=approximate)
     out, (_, _, has_b_proj) = linear_forward(activated, w_proj, b_proj)
     return out, (fc_cache, hidden, approximate, (w_proj, has_b_proj))
 
 
 def feed_forward_backward(dout: np.ndarray, cache):
     """The three backwards in reverse: linear, GELU, linear -> (dx, dw_fc, db_fc, dw_proj,
-    db_proj); the GELU's forward is run again first, for its output (the projection's input)
-    and its cache."""
+    db_proj). The projection's input gradient needs only its weight, so it comes first; then
+    the GELU's forward runs again (its output is the projection's input, which the weight
+    gradient needs) and its backward writes over that gradient in place; then the projection's
+    weight gradient, as in ``linear_backward``.
+
+    float32 with the exact GELU, the case of every GPT here, takes phase 0's fused loops instead
+    of phase 1's pair: one pass over the hidden layer for the forward, and in the backward one
+    pass that gives both the GELU's output and its gradient from one exponential per element
+    (``x_normal_cdf_with_backward_float32``). Phase 1's ``gelu_forward`` and ``gelu_backward``
+    (your own, in the exercise mode) serve every other case and are the reference
+    (``tests/test_ops.py`` checks that the two agree)."""
     fc_cache, hidden, approximate, (w_proj, has_b_proj) = cache
-    activated, gelu_cache = gelu_forward(hidden, approximate=approximate)
-    dactivated, dw_proj, db_proj = linear_backward(dout, (activated, w_proj, has_b_proj))
+    dactivated = dout @ w_proj.T
+    if _fused_gelu(hidden, approximate):
+        activated = x_normal_cdf_with_backward_float32(hidden, dactivated)
+    else:
+        activated, gelu_cache = gelu_forward(hidden, approximate=approximate)
+        gelu_backward(dactivated, gelu_cache, out=dactivated)
+        del gelu_cache
+    dhidden = dactivated  # now the gradient at the GELU's input
+    _, dw_proj, db_proj = linear_backward(dout, (activated, None, has_b_proj), input_grad=False)
     del activated
-    (dhidden,) = gelu_backward(dactivated, gelu_cache, out=dactivated)  # in place: no new array
-    del dactivated, gelu_cache
     dx, dw_fc, db_fc = linear_backward(dhidden, fc_cache)
     return dx, dw_fc, db_fc, dw_proj, db_proj
+
+
+def _fused_gelu(hidden: np.ndarray, approximate: str) -> bool:
+    return approximate == "none" and hidden.dtype == np.float32 and FUSED
+
+
+FUSED = True  # False: phase 1's GELU pair everywhere
 
 
 class FeedForward(Module):

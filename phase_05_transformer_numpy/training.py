@@ -24,6 +24,7 @@ from tqdm import tqdm
 
 from phase_01_nn.allocator import keep_freed_memory
 from phase_01_nn.checkpoint import (
+    LOWER_THE_RATE,
     NonFiniteError,
     check_same_data,
     data_fingerprint,
@@ -93,15 +94,15 @@ class GPTTraining:
         _, loss = self.model.forward(x, y)
         loss = float(loss)
         if not math.isfinite(loss):
-            raise FloatingPointError(f"step {self.step}: the loss became {loss}; stopped before "
-                                     f"the update")
+            raise FloatingPointError(f"not finite at step {self.step}: the loss became {loss}; "
+                                     f"stopped before the update")
         self.model.zero_grad()
         self.model.backward()
         grads = self.model.gradients()
         norm = clip_grad_norm(grads, c.grad_clip)
         if not math.isfinite(norm):
-            raise FloatingPointError(f"step {self.step}: the gradient norm became {norm}; "
-                                     f"stopped before the update")
+            raise FloatingPointError(f"not finite at step {self.step}: the gradient norm "
+                                     f"became {norm}; stopped before the update")
         self.optimizer.step(grads)
         self.step += 1
         return loss, norm
@@ -268,7 +269,7 @@ def run_training(config: TrainConfig, out: Path, *, resume: bool = False,
                     run.save(checkpoint)
         except FloatingPointError as error:
             stopped = str(error) if isinstance(error, NonFiniteError) else \
-                f"{error}; {what_is_kept(checkpoint)}"
+                f"{error}; {what_is_kept(checkpoint)}. {LOWER_THE_RATE}"
             print(f"\nstopped: {stopped}", file=sys.stderr)
         finally:
             bar.close()

@@ -338,13 +338,18 @@ def _rows(path: Path) -> list[dict]:
 def test_phase_5_a_diverging_run_never_overwrites_the_last_good_checkpoint(files, tmp_path,
                                                                            capsys):
     out = tmp_path / "diverged"
+    # four sane steps and their checkpoint, then a learning rate of 1e6: its first step makes
+    # the weights about 1e6 (finite, useless), and a later one overflows before the next
+    # evaluation (at step 50) could save that state
+    assert phase_05_train.main([*P5, "--data", files["corpus"], "--max-iters", "4",
+                                "--eval-interval", "2", "--out", str(out)]) == 0
     code = phase_05_train.main([*P5, "--data", files["corpus"], "--max-iters", "60",
-                                "--lr", "1e6", "--min-lr", "1e5", "--eval-interval", "1",
-                                "--out", str(out)])
+                                "--lr", "1e6", "--min-lr", "1e5", "--eval-interval", "50",
+                                "--resume", "--out", str(out)])
     err = capsys.readouterr().err
     assert code == 2 and "not finite at step" in err and "is kept" in err
     arrays, meta = load_checkpoint(out / "checkpoint.npz")
-    assert all(np.isfinite(a).all() for a in arrays.values())
+    assert all(np.isfinite(a).all() for a in arrays.values()) and meta["step"] == 4
     # resuming at a sane learning rate trains on from the good state
     assert phase_05_train.main([*P5, "--data", files["corpus"], "--max-iters", str(meta["step"] + 2),
                                 "--lr", "1e-3", "--min-lr", "1e-4", "--eval-interval", "1",

@@ -3,6 +3,7 @@ import math
 import numpy as np
 import pytest
 
+from phase_01_nn import optimizers
 from phase_01_nn.clipping import clip_grad_norm, global_norm
 from phase_01_nn.optimizers import SGD, Adam, AdamW
 from phase_01_nn.schedule import warmup_cosine_lr
@@ -129,3 +130,42 @@ def test_clip_grad_norm():
     np.testing.assert_array_equal(small["a"], [0.1])
     bad = {"a": np.array([np.inf])}
     assert clip_grad_norm(bad, 1.0) == math.inf
+
+
+@pytest.mark.parametrize("make", [
+    lambda p: Adam(p, lr=1e-2, betas=(0.9, 0.99)),
+    lambda p: Adam(p, lr=1e-2, weight_decay=0.1),
+    lambda p: AdamW(p, lr=1e-2, betas=(0.9, 0.95), weight_decay=0.1, no_decay=["b"]),
+], ids=["adam", "adam + L2", "adamw"])
+def test_the_fused_adam_loop_agrees_with_the_plain_numpy_lines(make, monkeypatch):
+    """float32 parameters take the numba loop, which computes in float64 and rounds once; the
+    plain lines round after each operation. After 20 steps of random gradients they agree to
+    float32's rounding (measured: 1.4e-7, 1.1e-7 and 6.6e-7 relative at most), and the moments
+    too."""
+    rng = np.random.default_rng(0)
+    start = {"w": rng.standard_normal((7, 5)).astype(np.float32),
+             "b": rng.standard_normal(5).astype(np.float32)}
+    grads = [{n: rng.standard_normal(v.shape).astype(np.float32) for n, v in start.items()}
+             for _ in range(20)]
+    runs = []
+    for fused in (True, False):
+        monkeypatch.setattr(optimizers, "FUSED", fused)
+        params = {n: v.copy() for n, v in start.items()}
+        opt = make(params)
+        for g in grads:
+            opt.step(g)
+        runs.append((params, opt.state))
+    (fused_params, fused_state), (plain_params, plain_state) = runs
+    for name in start:
+        np.testing.assert_allclose(fused_params[name], plain_params[name], rtol=2e-6, atol=1e-7)
+        for slot in ("exp_avg", "exp_avg_sq"):
+            np.testing.assert_allclose(fused_state[name][slot], plain_state[name][slot],
+                                       rtol=2e-6, atol=1e-7)  # m cancels towards 0
+        assert fused_params[name].dtype == np.float32
+
+
+def test_only_float32_contiguous_arrays_take_the_fused_loop():
+    w32 = np.ones((4, 4), np.float32)
+    assert optimizers._fusable(w32, w32, w32, w32)
+    assert not optimizers._fusable(w32.astype(np.float64), w32, w32, w32)
+    assert not optimizers._fusable(w32.T[:2], w32[:2], w32[:2], w32[:2])

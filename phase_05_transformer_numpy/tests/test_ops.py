@@ -11,6 +11,7 @@ from phase_00_math.gradcheck import check_gradients
 from phase_00_math.strategies import seeds, shapes, sizes
 from phase_01_nn.losses import softmax_cross_entropy_forward
 from phase_01_nn.module import check_module_gradients
+from phase_05_transformer_numpy import feed_forward
 from phase_05_transformer_numpy.feed_forward import (
     FeedForward,
     feed_forward_backward,
@@ -130,3 +131,28 @@ def test_inverse_sqrt_schedule():
     assert lrs[0] == pytest.approx(lrs[3999] / 4000)
     with pytest.raises(ValueError, match="warmup_steps >= 1"):
         inverse_sqrt_lr(0, d_model=8, warmup_steps=0)
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_the_fused_float32_gelu_of_the_feed_forward_agrees_with_phase_1s_pair(bias, monkeypatch):
+    """float32 and the exact GELU take phase 0's fused loops (the backward's one pass gives the
+    GELU's output and gradient together); ``FUSED = False`` takes phase 1's gelu_forward and
+    gelu_backward. Output and every gradient agree to float32's rounding."""
+    rng = np.random.default_rng(3)
+    c, h = 8, 32
+    args = [rng.standard_normal((4, 5, c)), rng.standard_normal((c, h)),
+            rng.standard_normal(h) if bias else None, rng.standard_normal((h, c)) / 4,
+            rng.standard_normal(c) if bias else None]
+    args = [None if a is None else a.astype(np.float32) for a in args]
+    dout = rng.standard_normal((4, 5, c)).astype(np.float32)
+    results = []
+    for fused in (True, False):
+        monkeypatch.setattr(feed_forward, "FUSED", fused)
+        out, cache = feed_forward_forward(*args)
+        results.append((out, *feed_forward_backward(dout.copy(), cache)))
+    for fast, plain in zip(*results, strict=True):
+        if plain is None:
+            assert fast is None
+            continue
+        assert fast.dtype == np.float32
+        np.testing.assert_allclose(fast, plain, rtol=0, atol=1e-5 * np.abs(plain).max())

@@ -11,6 +11,7 @@ in full, with its cost: ``phase_05_transformer_numpy/notes/01_layer_norm.md``.
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 from numba import njit
@@ -52,6 +53,8 @@ def layer_norm_backward(dout: np.ndarray, cache):
     dx = (g - mean(g) - x_hat * mean(g * x_hat)) / sqrt(var + eps), means over the last axis;
     dgamma = sum of dout * x_hat, dbeta = sum of dout, over every leading axis."""
     x_hat, inv_std, gamma, has_beta = cache
+    if isinstance(x_hat, FromOutput):  # the fused forward kept its output, not x_hat
+        return _layer_norm_backward_from_output(dout, x_hat, inv_std, gamma)
     if FUSED and _fusable(dout, gamma, None) and x_hat.dtype == np.float32:
         dx = _layer_norm_backward_fused(dout, x_hat, inv_std, gamma)
     else:
@@ -80,15 +83,58 @@ def _fusable(x, gamma, beta) -> bool:
     return x.dtype == np.float32 and all(p is None or p.dtype == np.float32 for p in (gamma, beta))
 
 
+class FromOutput(NamedTuple):
+    """In a cache, in place of x_hat: the layer's output y, from which the backward gets
+    x_hat = (y - beta) / gamma. In a transformer the layer after the norm keeps y for its own
+    backward (a linear layer's weight gradient is taken against its input), so the norm that
+    keeps y instead of x_hat holds no array of its own: 3 MiB a norm on phase 6's ``larger``,
+    36 MiB over its twelve (Apex's "memory-efficient" layer norm does the same)."""
+    y: np.ndarray
+    beta: np.ndarray | None
+
+
+# Dividing by gamma gives x_hat back to float32's rounding while |beta_j| <= BETA_OVER_GAMMA_MAX
+# |gamma_j|: y's rounding error, up to half an ulp of |x_hat gamma| + |beta|, becomes one of
+# |x_hat| + |beta / gamma| after the division. A gamma with a 0 (or that ratio) keeps x_hat.
+BETA_OVER_GAMMA_MAX = 4.0
+
+
+def _output_recovers_x_hat(gamma, beta) -> bool:
+    if gamma is None:
+        return beta is None
+    smallest = np.min(np.abs(gamma))
+    if not smallest > 0:
+        return False
+    return beta is None or bool(np.all(np.abs(beta) <= BETA_OVER_GAMMA_MAX * np.abs(gamma)))
+
+
 def _layer_norm_forward_fused(x, gamma, beta, eps):
     c = x.shape[-1]
     rows = np.ascontiguousarray(x).reshape(-1, c)
-    y, x_hat = np.empty(x.shape, np.float32), np.empty(x.shape, np.float32)
+    keep_output = _output_recovers_x_hat(gamma, beta)
+    y = np.empty(x.shape, np.float32)
+    x_hat = y if keep_output else np.empty(x.shape, np.float32)  # y: the kernel skips x_hat
     inv_std = np.empty((*x.shape[:-1], 1), np.float32)
     ones, zeros = np.ones(c, np.float32), np.zeros(c, np.float32)
     _layer_norm_kernel(rows, ones if gamma is None else gamma, zeros if beta is None else beta,
-                       eps, y.reshape(-1, c), x_hat.reshape(-1, c), inv_std.reshape(-1))
-    return y, (x_hat, inv_std, gamma, beta is not None)
+                       eps, y.reshape(-1, c), x_hat.reshape(-1, c), inv_std.reshape(-1),
+                       not keep_output)
+    saved = FromOutput(y, beta) if keep_output else x_hat
+    return y, (saved, inv_std, gamma, beta is not None)
+
+
+def _layer_norm_backward_from_output(dout, saved, inv_std, gamma):
+    """dx, dgamma and dbeta in one loop over the rows, x_hat taken from the output."""
+    c = dout.shape[-1]
+    y, beta = saved
+    dx = np.empty(dout.shape, np.float32)
+    dgamma, dbeta = np.zeros(c), np.zeros(c)
+    _layer_norm_backward_from_output_kernel(
+        np.ascontiguousarray(dout).reshape(-1, c), y.reshape(-1, c), inv_std.reshape(-1),
+        np.ones(c, np.float32) if gamma is None else gamma,
+        np.zeros(c, np.float32) if beta is None else beta, dx.reshape(-1, c), dgamma, dbeta)
+    return (dx, None if gamma is None else dgamma.astype(np.float32),
+            None if beta is None else dbeta.astype(np.float32))
 
 
 def _layer_norm_backward_fused(dout, x_hat, inv_std, gamma):
@@ -103,7 +149,7 @@ def _layer_norm_backward_fused(dout, x_hat, inv_std, gamma):
 
 # "reassoc" lets a row's sums run as SIMD partial sums (another order of additions, in float64)
 @njit(cache=True, error_model="numpy", fastmath={"contract", "reassoc"})
-def _layer_norm_kernel(x, gamma, beta, eps, y, x_hat, inv_std):
+def _layer_norm_kernel(x, gamma, beta, eps, y, x_hat, inv_std, write_x_hat):
     n, c = x.shape
     for r in range(n):
         total = 0.0
@@ -118,8 +164,10 @@ def _layer_norm_kernel(x, gamma, beta, eps, y, x_hat, inv_std):
         inv_std[r] = scale
         for j in range(c):
             h = (x[r, j] - mean) * scale
-            x_hat[r, j] = h
             y[r, j] = h * gamma[j] + beta[j]
+        if write_x_hat:
+            for j in range(c):
+                x_hat[r, j] = (x[r, j] - mean) * scale
 
 
 @njit(cache=True, error_model="numpy", fastmath={"contract", "reassoc"})
@@ -135,6 +183,26 @@ def _layer_norm_backward_kernel(dout, x_hat, inv_std, gamma, dx):
         for j in range(c):
             g = np.float64(dout[r, j]) * gamma[j]
             dx[r, j] = (g - mean_g - x_hat[r, j] * mean_gx) * inv_std[r]
+
+
+@njit(cache=True, error_model="numpy", fastmath={"contract", "reassoc"})
+def _layer_norm_backward_from_output_kernel(dout, y, inv_std, gamma, beta, dx, dgamma, dbeta):
+    n, c = dout.shape
+    inv_gamma = 1.0 / gamma.astype(np.float64)
+    for r in range(n):
+        sum_g, sum_gx = 0.0, 0.0
+        for j in range(c):
+            h = (np.float64(y[r, j]) - beta[j]) * inv_gamma[j]
+            g = np.float64(dout[r, j]) * gamma[j]
+            sum_g += g
+            sum_gx += g * h
+            dgamma[j] += dout[r, j] * h
+            dbeta[j] += dout[r, j]
+        mean_g, mean_gx = sum_g / c, sum_gx / c
+        for j in range(c):
+            h = (np.float64(y[r, j]) - beta[j]) * inv_gamma[j]
+            g = np.float64(dout[r, j]) * gamma[j]
+            dx[r, j] = (g - mean_g - h * mean_gx) * inv_std[r]
 
 
 class LayerNorm(Module):

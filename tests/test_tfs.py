@@ -3,6 +3,7 @@ fail, the reference passes, planted mistakes fail with a message that teaches, a
 work is never overwritten."""
 
 import ast
+import importlib
 import json
 import re
 
@@ -255,6 +256,22 @@ def test_swapped_in_reaches_every_importer_and_is_undone():
         assert linear.linear_backward is mine.linear_backward
         assert feed_forward.linear_backward is mine.linear_backward
     assert linear.linear_backward is original and feed_forward.linear_backward is original
+
+
+def test_swapped_in_switches_the_fused_fast_paths_off_so_the_learners_code_runs():
+    """With a fast path on, the GPT's feed-forward would run phase 0's fused GELU loops and
+    never call a learner's gelu_backward; the tiny GPT of the model check must call it."""
+    from tfs import grading
+
+    exercise = catalog.find("gelu_backward")
+    _write(exercise, _reference(exercise))
+    mine = workspace.load(exercise)
+    flags = [importlib.import_module(name) for name in grading.FAST_PATH_MODULES]
+    assert all(module.FUSED for module in flags)
+    with swapped_in([(exercise, mine)]):
+        assert not any(module.FUSED for module in flags)
+    assert all(module.FUSED for module in flags)
+    assert "learns with it" in grading.gpt_learns(exercise, mine)
 
 
 def test_run_puts_the_passed_exercises_into_a_demo(capsys):

@@ -160,6 +160,11 @@ def parity_draw(case, forward, backward, seed: int) -> None:
 
 # --------------------------------------------------------------------------------- swapping in
 
+# The modules with a ``FUSED`` switch: a numba fast path beside the NumPy code an exercise replaces.
+FAST_PATH_MODULES = ("phase_01_nn.optimizers", "phase_04_attention.layer_norm",
+                     "phase_05_transformer_numpy.feed_forward")
+
+
 def _phase_modules():
     return [m for name, m in list(sys.modules.items())
             if name.startswith("phase_") and isinstance(m, ModuleType)]
@@ -169,8 +174,16 @@ def _phase_modules():
 def swapped_in(pairs: list[tuple[Exercise, ModuleType]], calls: dict | None = None):
     """Every reference to the exercises' reference functions (in every loaded phase module) and
     methods (on their classes) points at the learner's versions until the block ends. With
-    ``calls``, each swapped function counts its calls there."""
-    changes = []
+    ``calls``, each swapped function counts its calls there.
+
+    The fused fast paths are switched off for the block as well (every phase module's
+    ``FUSED`` flag: layer norm's, the feed-forward's GELU, Adam's loop), so that the NumPy code
+    the exercises replace is the code that runs, and a learner's backward receives the cache
+    its forward's source shows."""
+    for name in FAST_PATH_MODULES:  # loaded now, so that a run that imports them later
+        importlib.import_module(name)  # finds them switched off
+    changes = [(holder, "FUSED", holder.FUSED, False) for holder in _phase_modules()
+               if isinstance(vars(holder).get("FUSED"), bool)]
     for exercise, module in pairs:
         reference_module = importlib.import_module(exercise.module)
         for target in exercise.targets:

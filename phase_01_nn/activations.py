@@ -73,17 +73,10 @@ def gelu_forward(x: np.ndarray, *, approximate: str = "none"):
     raise ValueError(f"unknown GELU approximation {approximate!r}; choose 'none' or 'tanh'")
 
 
-def gelu_backward(dout, cache, *, out=None):
+def gelu_backward(dout, cache):
     """Exact: d/dx [x Phi(x)] = Phi(x) + x phi(x) with phi the normal density.
-    Tanh form, with s = sigmoid(2u): s + x * 2 s (1 - s) * sqrt(2/pi) (1 + 3 * 0.044715 x^2).
-
-    ``out``: a C-contiguous array of x's shape (``dout`` itself may be given) that receives dx
-    instead of a new one; the feed-forward's backward passes its own upstream gradient, which
-    spares one (..., 4C) array at the peak of the step."""
+    Tanh form, with s = sigmoid(2u): s + x * 2 s (1 - s) * sqrt(2/pi) (1 + 3 * 0.044715 x^2)."""
     x, cdf_or_s, approximate = cache
-    if out is not None and (out.shape != np.shape(x) or not out.flags.c_contiguous):
-        raise ValueError(f"gelu_backward: out must be C-contiguous with x's shape "
-                         f"{np.shape(x)}, got {out.shape}")
     if approximate == "none":  # in place in one array: no (..., H) temporaries besides dx
         dx = x * x
         dx *= -0.5
@@ -92,14 +85,10 @@ def gelu_backward(dout, cache, *, out=None):
         dx *= 1.0 / math.sqrt(2.0 * math.pi)  # now x phi(x)
         dx += cdf_or_s
         dx *= dout
-    else:
-        s = cdf_or_s
-        du_dx = SQRT_2_OVER_PI * (1.0 + 3.0 * GELU_TANH_CUBIC * x * x)
-        dx = dout * (s + x * 2.0 * s * (1.0 - s) * du_dx)
-    if out is not None:
-        out[...] = dx
-        return (out,)
-    return (dx,)
+        return (dx,)
+    s = cdf_or_s
+    du_dx = SQRT_2_OVER_PI * (1.0 + 3.0 * GELU_TANH_CUBIC * x * x)
+    return (dout * (s + x * 2.0 * s * (1.0 - s) * du_dx),)
 
 
 class _Elementwise(Module):

@@ -38,11 +38,10 @@ def linear_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None):
     return y, (x, w, b is not None)
 
 
-def linear_backward(dout: np.ndarray, cache, *, input_grad: bool = True):
-    """dx = dout W^T; dW = x^T dout (summed over all leading dims); db = sum of dout.
-    ``input_grad=False`` skips dx (returned as None), for a caller that has it already."""
+def linear_backward(dout: np.ndarray, cache):
+    """dx = dout W^T; dW = x^T dout (summed over all leading dims); db = sum of dout."""
     x, w, has_bias = cache
-    dx = dout @ w.T if input_grad else None
+    dx = dout @ w.T
     x2 = x.reshape(-1, x.shape[-1])
     d2 = dout.reshape(-1, dout.shape[-1])
     dw = x2.T @ d2

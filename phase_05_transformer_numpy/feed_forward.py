@@ -38,30 +38,39 @@ def feed_forward_forward(x: np.ndarray, w_fc: np.ndarray, b_fc: np.ndarray | Non
 
 def feed_forward_backward(dout: np.ndarray, cache):
     """The three backwards in reverse: linear, GELU, linear -> (dx, dw_fc, db_fc, dw_proj,
-    db_proj). The projection's input gradient needs only its weight, so it comes first; then
-    the GELU's forward runs again (its output is the projection's input, which the weight
-    gradient needs) and its backward writes over that gradient in place; then the projection's
-    weight gradient, as in ``linear_backward``.
+    db_proj); the GELU's forward is run again first, for its output (the projection's input)
+    and its cache.
 
     float32 with the exact GELU, the case of every GPT here, takes phase 0's fused loops instead
-    of phase 1's pair: one pass over the hidden layer for the forward, and in the backward one
-    pass that gives both the GELU's output and its gradient from one exponential per element
-    (``x_normal_cdf_with_backward_float32``). Phase 1's ``gelu_forward`` and ``gelu_backward``
-    (your own, in the exercise mode) serve every other case and are the reference
-    (``tests/test_ops.py`` checks that the two agree)."""
+    of phase 1's GELU pair (``_fused_backward``). Phase 1's ``gelu_forward``, ``gelu_backward``
+    and ``linear_backward`` serve every other case, and are the reference
+    (``tests/test_ops.py`` checks that the two agree); the exercise mode switches the fused path
+    off, so that your own versions are the ones that run."""
     fc_cache, hidden, approximate, (w_proj, has_b_proj) = cache
-    dactivated = dout @ w_proj.T
     if _fused_gelu(hidden, approximate):
-        activated = x_normal_cdf_with_backward_float32(hidden, dactivated)
+        dhidden, dw_proj, db_proj = _fused_backward(dout, hidden, w_proj, has_b_proj)
     else:
         activated, gelu_cache = gelu_forward(hidden, approximate=approximate)
-        gelu_backward(dactivated, gelu_cache, out=dactivated)
-        del gelu_cache
-    dhidden = dactivated  # now the gradient at the GELU's input
-    _, dw_proj, db_proj = linear_backward(dout, (activated, None, has_b_proj), input_grad=False)
-    del activated
+        dactivated, dw_proj, db_proj = linear_backward(dout, (activated, w_proj, has_b_proj))
+        del activated
+        (dhidden,) = gelu_backward(dactivated, gelu_cache)
+        del dactivated, gelu_cache
     dx, dw_fc, db_fc = linear_backward(dhidden, fc_cache)
     return dx, dw_fc, db_fc, dw_proj, db_proj
+
+
+def _fused_backward(dout, hidden, w_proj, has_b_proj):
+    """The projection's input gradient needs only its weight, so it comes first; then one loop
+    gives the GELU's output (the projection's input, which its weight gradient needs) and
+    multiplies that gradient in place by the GELU's derivative, one exponential per element for
+    both (``x_normal_cdf_with_backward_float32``); then the projection's weight and bias
+    gradients, as ``linear_backward`` takes them."""
+    dactivated = dout @ w_proj.T
+    activated = x_normal_cdf_with_backward_float32(hidden, dactivated)  # dactivated -> dhidden
+    rows = dout.reshape(-1, dout.shape[-1])
+    dw_proj = activated.reshape(-1, activated.shape[-1]).T @ rows
+    db_proj = rows.sum(axis=0, dtype=np.float64).astype(rows.dtype) if has_b_proj else None
+    return dactivated, dw_proj, db_proj
 
 
 def _fused_gelu(hidden: np.ndarray, approximate: str) -> bool:

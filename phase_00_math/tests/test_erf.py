@@ -17,8 +17,8 @@ from phase_00_math.erf import (
     normal_cdf,
     normal_cdf_and_density,
     normal_cdf_reference,
-    x_normal_cdf_backward_float32,
     x_normal_cdf_float32,
+    x_normal_cdf_with_backward_float32,
 )
 from phase_00_math.strategies import seeds, shapes
 
@@ -101,9 +101,11 @@ def test_the_fused_gelu_loops_match_the_float64_composition():
     x64 = x.astype(np.float64)
     cdf = normal_cdf(x64)
     density = np.exp(-0.5 * x64 * x64) / math.sqrt(2 * math.pi)
-    cases = ((x_normal_cdf_float32(x), x64 * cdf, np.abs(x64 * cdf)),
-             (x_normal_cdf_backward_float32(x, dout), dout * (cdf + x64 * density),
-              np.abs(dout) * (cdf + np.abs(x64) * density)))
+    grad = dout.copy()
+    output = x_normal_cdf_with_backward_float32(x, grad)
+    np.testing.assert_array_equal(output, x_normal_cdf_float32(x))
+    cases = ((output, x64 * cdf, np.abs(x64 * cdf)),
+             (grad, dout * (cdf + x64 * density), np.abs(dout) * (cdf + np.abs(x64) * density)))
     for fast, exact, size in cases:
         assert fast.dtype == np.float32
         normal = size > np.finfo(np.float32).tiny
@@ -112,15 +114,14 @@ def test_the_fused_gelu_loops_match_the_float64_composition():
         assert np.all(np.abs(fast[~normal] - exact[~normal]) <= np.finfo(np.float32).tiny)
 
 
-def test_the_fused_backward_writes_into_out_and_rejects_float64():
+def test_the_fused_loops_check_their_arrays():
     x = np.linspace(-3, 3, 24, dtype=np.float32).reshape(4, 6)
-    dout = np.ones_like(x)
-    expected = x_normal_cdf_backward_float32(x, dout)
-    result = x_normal_cdf_backward_float32(x, dout, out=dout)
-    assert result is dout
-    np.testing.assert_array_equal(dout, expected)
     with pytest.raises(TypeError, match="expected a float32 array, got float64"):
         x_normal_cdf_float32(x.astype(np.float64))
+    with pytest.raises(ValueError, match="grad must be float32 and C-contiguous with x's shape"):
+        x_normal_cdf_with_backward_float32(x, np.ones((6, 4), np.float32).T)
+    with pytest.raises(ValueError, match="grad must be float32"):
+        x_normal_cdf_with_backward_float32(x, np.ones((4, 6)))
 
 
 def test_the_float32_path_at_the_edges():

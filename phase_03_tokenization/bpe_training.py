@@ -261,9 +261,9 @@ def incremental_merges(data, offsets, weights, n_merges):
             nxt[p] = right
             alive[q] = False
         counts[merged] = 0
-        for t in range(n_touched):
-            count = counts[touched[t]]
+        for pair in np.unique(touched[:n_touched]):  # a new pair touched at many positions
+            count = counts[pair]                     # needs one entry, with its final count
             if count > 0:
-                key = keys[touched[t]]
+                key = keys[pair]
                 heapq.heappush(heap, (-count, key >> 32, key & 0xFFFFFFFF))
     return merges[:done]

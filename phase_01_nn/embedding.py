@@ -5,6 +5,7 @@ ADDING when an id repeats (``np.add.at``; plain ``dW[ids] += dout`` would keep o
 """
 
 import numpy as np
+from numba import njit
 
 from phase_01_nn.module import Module
 
@@ -48,5 +49,26 @@ class Embedding(Module):
         return out
 
     def backward(self, dout):
-        self.grads["weight"] += embedding_backward(dout, self._cache)[0]
+        grad = self.grads["weight"]
+        if FUSED and dout.dtype == grad.dtype == np.float32 and grad.flags.c_contiguous:
+            # the fast path: the rows added straight into the gradient, in one loop
+            _, ids = self._cache
+            _add_rows(ids.reshape(-1), np.ascontiguousarray(dout).reshape(-1, grad.shape[1]),
+                      grad)
+            return None
+        grad += embedding_backward(dout, self._cache)[0]
         return None
+
+
+# ``np.add.at`` is NumPy's general scatter-add, which works element by element: 8.0 ms for the
+# (2048, 384) upstream gradient of phase 6's ``larger`` GPT, where this loop, one row of C adds
+# for each id, takes 0.18. float32 only; ``embedding_backward`` above is the reference (and the
+# exercise), ``tests/test_dropout_embedding.py`` checks that the two agree, and ``FUSED = False``
+# (as the exercise mode sets it) runs it everywhere.
+FUSED = True
+
+
+@njit(cache=True)
+def _add_rows(ids, rows, table):
+    for n in range(ids.size):
+        table[ids[n]] += rows[n]

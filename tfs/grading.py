@@ -161,8 +161,8 @@ def parity_draw(case, forward, backward, seed: int) -> None:
 # --------------------------------------------------------------------------------- swapping in
 
 # The modules with a ``FUSED`` switch: a numba fast path beside the NumPy code an exercise replaces.
-FAST_PATH_MODULES = ("phase_01_nn.optimizers", "phase_04_attention.layer_norm",
-                     "phase_05_transformer_numpy.feed_forward")
+FAST_PATH_MODULES = ("phase_01_nn.clipping", "phase_01_nn.embedding", "phase_01_nn.optimizers",
+                     "phase_04_attention.layer_norm", "phase_05_transformer_numpy.feed_forward")
 
 
 def _phase_modules():

@@ -71,3 +71,24 @@ def test_embedding_module_gradient_check_skips_integer_input():
     layer = Embedding(4, 2, rng=np.random.default_rng(1), dtype=np.float64)
     errors = check_module_gradients(layer, np.array([[0, 3, 3]]))
     assert set(errors) == {"weight"}
+
+
+def test_the_fused_embedding_backward_agrees_with_np_add_at(monkeypatch):
+    """float32: the module adds the rows into its gradient in a numba loop; ``FUSED = False``
+    takes ``embedding_backward`` (np.add.at). Repeated ids add up both ways, and a gradient that
+    already holds something keeps it."""
+    from phase_01_nn import embedding
+
+    rng = np.random.default_rng(0)
+    ids = rng.integers(0, 7, (4, 9))  # 36 ids over 7 rows: many repeats
+    dout = rng.standard_normal((4, 9, 5)).astype(np.float32)
+    results = []
+    for fused in (True, False):
+        monkeypatch.setattr(embedding, "FUSED", fused)
+        layer = Embedding(7, 5, rng=np.random.default_rng(1))
+        layer.grads["weight"] += 1.0
+        layer.forward(ids)
+        assert layer.backward(dout) is None
+        results.append(layer.grads["weight"].copy())
+    np.testing.assert_allclose(results[0], results[1], rtol=1e-6, atol=1e-6)
+    assert results[0].dtype == np.float32

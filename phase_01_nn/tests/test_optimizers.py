@@ -169,3 +169,20 @@ def test_only_float32_contiguous_arrays_take_the_fused_loop():
     assert optimizers._fusable(w32, w32, w32, w32)
     assert not optimizers._fusable(w32.astype(np.float64), w32, w32, w32)
     assert not optimizers._fusable(w32.T[:2], w32[:2], w32[:2], w32[:2])
+
+
+def test_the_fused_sum_of_squares_agrees_with_the_numpy_line(monkeypatch):
+    from phase_01_nn import clipping
+
+    rng = np.random.default_rng(0)
+    grads = {"w": rng.standard_normal((300, 70)).astype(np.float32),
+             "b": (1e3 * rng.standard_normal(70)).astype(np.float32),
+             "v": rng.standard_normal((4, 5)).astype(np.float32).T}  # not contiguous: NumPy
+    fused = clipping.global_norm(grads)
+    monkeypatch.setattr(clipping, "FUSED", False)
+    plain = clipping.global_norm(grads)
+    assert math.isclose(fused, plain, rel_tol=1e-13)
+    monkeypatch.setattr(clipping, "FUSED", True)
+    for bad in (np.inf, np.nan):
+        grads["w"][3, 4] = bad
+        assert not math.isfinite(clipping.global_norm(grads))

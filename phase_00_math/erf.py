@@ -163,10 +163,7 @@ def _x_normal_cdf_with_backward_kernel(x, out, grad):
 def x_normal_cdf_float32(x: np.ndarray) -> np.ndarray:
     """x Phi(x) for a float32 array (the exact GELU), within 1 float32 ulp of the float64
     product: Phi is not rounded to float32 before the multiplication."""
-    x = np.ascontiguousarray(_check_float32(x))
-    out = np.empty_like(x)
-    _x_normal_cdf_kernel(x.reshape(-1), out.reshape(-1))
-    return out
+    return _apply(_x_normal_cdf_kernel, _check_float32(x))
 
 
 def x_normal_cdf_with_backward_float32(x: np.ndarray, grad: np.ndarray) -> np.ndarray:

@@ -33,11 +33,12 @@ def log_softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
     gradient check failed on it).
     """
     x = np.asarray(x)
-    m = np.max(x, axis=axis, keepdims=True)
+    top = np.argmax(x, axis=axis, keepdims=True)  # a nan, where there is one
+    m = np.take_along_axis(x, top, axis=axis)
     finite = np.isfinite(m)
     shifted = x - np.where(finite, m, 0.0)
     others = np.exp(shifted)
-    np.put_along_axis(others, np.argmax(x, axis=axis, keepdims=True), 0.0, axis=axis)
+    np.put_along_axis(others, top, 0.0, axis=axis)
     out = shifted - np.log1p(np.sum(others, axis=axis, keepdims=True))
     if not np.all(finite):  # a row with nan or inf: the plain formula, which propagates them
         with np.errstate(divide="ignore", invalid="ignore"):

@@ -158,8 +158,9 @@ def scaled_dot_product_attention_forward(
     dtype = np.result_type(q, k, v)
     y = np.empty((*q.shape[:-1], v.shape[-1]), dtype=dtype)
     log_sum_exp = np.empty((*q.shape[:-1], 1), dtype=np.result_type(q, k))
+    blocks = _query_blocks(q.shape[-2], k.shape[-2], causal, mask)
     for i, mask_i in _slices(q, k, mask):
-        for rows, keys in _query_blocks(q.shape[-2], k.shape[-2], causal, mask):
+        for rows, keys in blocks:
             weights, log_sum_exp[i][..., rows, :] = softmax_and_log_sum_exp(
                 _scores(q[i][..., rows, :], k[i][..., keys, :], scale, causal, mask_i))
             y[i][..., rows, :] = weights @ v[i][..., keys, :]
@@ -219,7 +220,8 @@ def scaled_dot_product_attention_backward(dy: np.ndarray, cache: AttentionCache)
         row_dot = np.sum(dy * y, axis=-1, keepdims=True)
         dq, dk, dv = np.empty(q.shape, dy.dtype), np.empty(k.shape, dy.dtype), np.empty_like(dy)
         blocks = _query_blocks(q.shape[-2], k.shape[-2], causal, mask)
-        if len(blocks) > 1:  # each block adds to the keys it saw
+        accumulate = len(blocks) > 1  # each block adds to the keys it saw
+        if accumulate:
             dk[...] = 0
             dv[...] = 0
         for i, mask_i in _slices(q, k, mask):
@@ -231,7 +233,7 @@ def scaled_dot_product_attention_backward(dy: np.ndarray, cache: AttentionCache)
                     dy[i][..., rows, :], q_b, k_b, v[i][..., keys, :], weights_b,
                     row_dot[i][..., rows, :])
                 dq[i][..., rows, :] = dq_b
-                if len(blocks) > 1:
+                if accumulate:
                     dk[i][..., keys, :] += dk_b
                     dv[i][..., keys, :] += dv_b
                 else:

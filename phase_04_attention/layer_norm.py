@@ -53,15 +53,13 @@ def layer_norm_backward(dout: np.ndarray, cache):
     dx = (g - mean(g) - x_hat * mean(g * x_hat)) / sqrt(var + eps), means over the last axis;
     dgamma = sum of dout * x_hat, dbeta = sum of dout, over every leading axis."""
     x_hat, inv_std, gamma, has_beta = cache
-    if isinstance(x_hat, FromOutput):  # the fused forward kept its output, not x_hat
-        return _layer_norm_backward_from_output(dout, x_hat, inv_std, gamma)
-    if FUSED and _fusable(dout, gamma, None) and x_hat.dtype == np.float32:
-        dx = _layer_norm_backward_fused(dout, x_hat, inv_std, gamma)
-    else:
-        g = dout if gamma is None else dout * gamma
-        dx = g - g.mean(axis=-1, keepdims=True)
-        dx -= x_hat * np.mean(g * x_hat, axis=-1, keepdims=True)
-        dx *= inv_std
+    if isinstance(x_hat, FromOutput) or (FUSED and _fusable(dout, gamma, None)
+                                         and x_hat.dtype == np.float32):
+        return _layer_norm_backward_fused(dout, x_hat, inv_std, gamma, has_beta)
+    g = dout if gamma is None else dout * gamma
+    dx = g - g.mean(axis=-1, keepdims=True)
+    dx -= x_hat * np.mean(g * x_hat, axis=-1, keepdims=True)
+    dx *= inv_std
     rows = dout.reshape(-1, dout.shape[-1])
     dgamma = None if gamma is None else np.einsum("nc,nc->c", rows, x_hat.reshape(rows.shape))
     dbeta = rows.sum(axis=0) if has_beta else None
@@ -123,28 +121,26 @@ def _layer_norm_forward_fused(x, gamma, beta, eps):
     return y, (saved, inv_std, gamma, beta is not None)
 
 
-def _layer_norm_backward_from_output(dout, saved, inv_std, gamma):
-    """dx, dgamma and dbeta in one loop over the rows, x_hat taken from the output."""
+def _layer_norm_backward_fused(dout, saved, inv_std, gamma, has_beta):
+    """(dx, dgamma, dbeta) in one loop over the rows. ``saved`` is x_hat, or the output it comes
+    back from (``FromOutput``): either way the loop reads x_hat_j = (s_j - shift_j) * unscale_j,
+    with shift 0 and unscale 1 for x_hat itself, beta and 1 / gamma for the output."""
     c = dout.shape[-1]
-    y, beta = saved
+    ones, zeros = np.ones(c), np.zeros(c)
+    if isinstance(saved, FromOutput):
+        source = saved.y
+        shift = zeros if saved.beta is None else saved.beta.astype(np.float64)
+        unscale = 1.0 / gamma.astype(np.float64) if gamma is not None else ones
+    else:
+        source, shift, unscale = saved, zeros, ones
     dx = np.empty(dout.shape, np.float32)
     dgamma, dbeta = np.zeros(c), np.zeros(c)
-    _layer_norm_backward_from_output_kernel(
-        np.ascontiguousarray(dout).reshape(-1, c), y.reshape(-1, c), inv_std.reshape(-1),
-        np.ones(c, np.float32) if gamma is None else gamma,
-        np.zeros(c, np.float32) if beta is None else beta, dx.reshape(-1, c), dgamma, dbeta)
+    _layer_norm_backward_kernel(
+        np.ascontiguousarray(dout).reshape(-1, c), np.ascontiguousarray(source).reshape(-1, c),
+        shift, unscale, inv_std.reshape(-1), ones if gamma is None else gamma,
+        dx.reshape(-1, c), dgamma, dbeta)
     return (dx, None if gamma is None else dgamma.astype(np.float32),
-            None if beta is None else dbeta.astype(np.float32))
-
-
-def _layer_norm_backward_fused(dout, x_hat, inv_std, gamma):
-    c = dout.shape[-1]
-    dx = np.empty(dout.shape, np.float32)
-    _layer_norm_backward_kernel(np.ascontiguousarray(dout).reshape(-1, c), x_hat.reshape(-1, c),
-                                inv_std.reshape(-1),
-                                np.ones(c, np.float32) if gamma is None else gamma,
-                                dx.reshape(-1, c))
-    return dx
+            dbeta.astype(np.float32) if has_beta else None)
 
 
 # "reassoc" lets a row's sums run as SIMD partial sums (another order of additions, in float64)
@@ -171,28 +167,12 @@ def _layer_norm_kernel(x, gamma, beta, eps, y, x_hat, inv_std, write_x_hat):
 
 
 @njit(cache=True, error_model="numpy", fastmath={"contract", "reassoc"})
-def _layer_norm_backward_kernel(dout, x_hat, inv_std, gamma, dx):
+def _layer_norm_backward_kernel(dout, source, shift, unscale, inv_std, gamma, dx, dgamma, dbeta):
     n, c = dout.shape
     for r in range(n):
         sum_g, sum_gx = 0.0, 0.0
         for j in range(c):
-            g = np.float64(dout[r, j]) * gamma[j]
-            sum_g += g
-            sum_gx += g * x_hat[r, j]
-        mean_g, mean_gx = sum_g / c, sum_gx / c
-        for j in range(c):
-            g = np.float64(dout[r, j]) * gamma[j]
-            dx[r, j] = (g - mean_g - x_hat[r, j] * mean_gx) * inv_std[r]
-
-
-@njit(cache=True, error_model="numpy", fastmath={"contract", "reassoc"})
-def _layer_norm_backward_from_output_kernel(dout, y, inv_std, gamma, beta, dx, dgamma, dbeta):
-    n, c = dout.shape
-    inv_gamma = 1.0 / gamma.astype(np.float64)
-    for r in range(n):
-        sum_g, sum_gx = 0.0, 0.0
-        for j in range(c):
-            h = (np.float64(y[r, j]) - beta[j]) * inv_gamma[j]
+            h = (np.float64(source[r, j]) - shift[j]) * unscale[j]  # x_hat
             g = np.float64(dout[r, j]) * gamma[j]
             sum_g += g
             sum_gx += g * h
@@ -200,7 +180,7 @@ def _layer_norm_backward_from_output_kernel(dout, y, inv_std, gamma, beta, dx, d
             dbeta[j] += dout[r, j]
         mean_g, mean_gx = sum_g / c, sum_gx / c
         for j in range(c):
-            h = (np.float64(y[r, j]) - beta[j]) * inv_gamma[j]
+            h = (np.float64(source[r, j]) - shift[j]) * unscale[j]
             g = np.float64(dout[r, j]) * gamma[j]
             dx[r, j] = (g - mean_g - h * mean_gx) * inv_std[r]
 

@@ -176,10 +176,10 @@ def swapped_in(pairs: list[tuple[Exercise, ModuleType]], calls: dict | None = No
     methods (on their classes) points at the learner's versions until the block ends. With
     ``calls``, each swapped function counts its calls there.
 
-    The fused fast paths are switched off for the block as well (every phase module's
-    ``FUSED`` flag: layer norm's, the feed-forward's GELU, Adam's loop), so that the NumPy code
-    the exercises replace is the code that runs, and a learner's backward receives the cache
-    its forward's source shows."""
+    The fused fast paths are switched off for the block as well (the ``FUSED`` flag of every
+    phase module that has one, ``FAST_PATH_MODULES`` among them), so that the NumPy code the
+    exercises replace is the code that runs, and a learner's backward receives the cache its
+    forward's source shows."""
     for name in FAST_PATH_MODULES:  # loaded now, so that a run that imports them later
         importlib.import_module(name)  # finds them switched off
     changes = [(holder, "FUSED", holder.FUSED, False) for holder in _phase_modules()

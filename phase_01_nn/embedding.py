@@ -68,7 +68,7 @@ class Embedding(Module):
 FUSED = True
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _add_rows(ids, rows, table):
     for n in range(ids.size):
         table[ids[n]] += rows[n]

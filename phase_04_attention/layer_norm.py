@@ -144,7 +144,7 @@ def _layer_norm_backward_fused(dout, saved, inv_std, gamma, has_beta):
 
 
 # "reassoc" lets a row's sums run as SIMD partial sums (another order of additions, in float64)
-@njit(cache=True, error_model="numpy", fastmath={"contract", "reassoc"})
+@njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract", "reassoc"})
 def _layer_norm_kernel(x, gamma, beta, eps, y, x_hat, inv_std, write_x_hat):
     n, c = x.shape
     for r in range(n):
@@ -166,7 +166,7 @@ def _layer_norm_kernel(x, gamma, beta, eps, y, x_hat, inv_std, write_x_hat):
                 x_hat[r, j] = (x[r, j] - mean) * scale
 
 
-@njit(cache=True, error_model="numpy", fastmath={"contract", "reassoc"})
+@njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract", "reassoc"})
 def _layer_norm_backward_kernel(dout, source, shift, unscale, inv_std, gamma, dx, dgamma, dbeta):
     n, c = dout.shape
     for r in range(n):

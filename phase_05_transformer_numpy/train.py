@@ -1,9 +1,12 @@
 """``python -m phase_05_transformer_numpy.train [--preset shakespeare-char] [--field value ...]``:
 train a GPT on Tiny Shakespeare's characters. Every ``TrainConfig`` field is an option that
-overrides the preset; ``--resume`` continues ``<out>/checkpoint.npz``; ``--threads`` sets the BLAS
-thread count. The default is one: the preset's matmuls ((768, 128) @ (128, 512) and smaller) are
-too small to split well, and on the shared 2-core machine of the notes a second thread made the
-step 9x slower (78 ms against 694 ms, the other core busy). Try ``--threads 2`` on an idle machine.
+overrides the preset; ``--resume`` continues ``<out>/checkpoint.npz``. ``--workers`` splits each
+batch across that many threads, each with its own part of the batch and one core
+(``data_parallel.py``): on an idle 2-core machine ``--workers 2`` is the fastest way to use both
+cores. ``--threads`` sets the BLAS thread count of each worker. The default is one: the preset's
+matmuls ((768, 128) @ (128, 512) and smaller) are too small to split well, and on the shared
+2-core machine of the notes a second thread made the step 9x slower (78 ms against 694 ms, the
+other core busy).
 """
 
 from __future__ import annotations
@@ -33,6 +36,9 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
                              "(--max-iters may extend it)")
     parser.add_argument("--threads", type=int, default=1,
                         help=f"BLAS threads (default 1; this machine has {os.cpu_count()} cores)")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="threads that each take a part of every batch (default 1; "
+                             "see data_parallel.py)")
     add_config_options(parser, TrainConfig)
     known, _ = parser.parse_known_args(argv)
     parser.set_defaults(**asdict(PRESETS[known.preset]))
@@ -52,6 +58,8 @@ def _main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     if args.threads < 1:
         raise UserError(f"--threads must be >= 1, got {args.threads}")
+    if args.workers < 1:
+        raise UserError(f"--workers must be >= 1, got {args.workers}")
     for variable in VARIABLES:  # read when NumPy loads its BLAS, so before the import below
         os.environ[variable] = str(args.threads)
     from phase_05_transformer_numpy.training import TARGET_VAL_LOSS, run_training
@@ -59,7 +67,7 @@ def _main(argv: list[str]) -> int:
     config = config_from_args(args, TrainConfig)
     out = args.out or Path("runs") / "phase_05" / args.preset
     summary = run_training(config, out, resume=args.resume, data_path=args.data,
-                           given=given_options(parser, argv or []))
+                           given=given_options(parser, argv or []), workers=args.workers)
     if summary["val_loss"] is not None:
         print(summary["sample"])
         print(f"validation loss {summary['val_loss']:.4f} nats/char (target <= "

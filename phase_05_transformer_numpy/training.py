@@ -43,6 +43,7 @@ from phase_01_nn.optimizers import AdamW
 from phase_01_nn.schedule import warmup_cosine_lr
 from phase_01_nn.vocabulary import CharVocabulary, train_val_split
 from phase_02_sequence.char_lm import StopOnInterrupt
+from phase_05_transformer_numpy.data_parallel import DataParallel
 from phase_05_transformer_numpy.gpt import GPT, GPTConfig, generate
 from phase_05_transformer_numpy.presets import TrainConfig
 
@@ -67,7 +68,8 @@ def model_config(config: TrainConfig, vocab_size: int) -> GPTConfig:
 class GPTTraining:
     """Model, optimizer, generator and step; ``save``/``load`` resume a run to the bit."""
 
-    def __init__(self, config: TrainConfig, train_ids: np.ndarray, vocab: CharVocabulary):
+    def __init__(self, config: TrainConfig, train_ids: np.ndarray, vocab: CharVocabulary, *,
+                 workers: int = 1):
         self.config, self.vocab = config, vocab
         self.train_ids = train_ids
         keep_freed_memory()  # each step reallocates what the last one freed: no page faults
@@ -79,6 +81,10 @@ class GPTTraining:
                                no_decay=[n for n, p in params.items() if p.ndim < 2])
         self.step = 0
         get_batch(train_ids, 1, config.block_size, np.random.default_rng(0))  # data long enough
+        if workers > config.batch_size:
+            raise UserError(f"--workers {workers} is more than the batch of "
+                            f"{config.batch_size} sequences: each worker needs one at least")
+        self.parallel = DataParallel(self.model, workers)  # workers=1: the plain step
 
     def lr_at(self, step: int) -> float:
         c = self.config
@@ -91,13 +97,10 @@ class GPTTraining:
         c = self.config
         x, y = get_batch(self.train_ids, c.batch_size, c.block_size, self.rng)
         self.optimizer.lr = self.lr_at(self.step)
-        _, loss = self.model.forward(x, y)
-        loss = float(loss)
+        loss = self.parallel.loss_and_gradients(x, y)  # zero_grad, forward, backward
         if not math.isfinite(loss):
             raise FloatingPointError(f"not finite at step {self.step}: the loss became {loss}; "
                                      f"stopped before the update")
-        self.model.zero_grad()
-        self.model.backward()
         grads = self.model.gradients()
         norm = clip_grad_norm(grads, c.grad_clip)
         if not math.isfinite(norm):
@@ -127,13 +130,14 @@ class GPTTraining:
         return save_checkpoint(path, arrays, meta)
 
     @classmethod
-    def load(cls, path: str | Path, train_ids: np.ndarray, **overrides) -> GPTTraining:
+    def load(cls, path: str | Path, train_ids: np.ndarray, *, workers: int = 1,
+             **overrides) -> GPTTraining:
         """The run saved at ``path``; ``train_ids`` must be the data it was trained on.
         ``overrides`` may change fields that do not alter the run so far (``max_iters``...)."""
         arrays, meta = load_checkpoint(path)
         check_same_data(path, meta, train_ids)
         config = TrainConfig(**{**meta["config"], **overrides})
-        run = cls(config, train_ids, CharVocabulary(meta["vocab"]))
+        run = cls(config, train_ids, CharVocabulary(meta["vocab"]), workers=workers)
         run.model.load_state_dict(_under(arrays, "model/"))
         run.optimizer.load_state_dict(_under(arrays, "optimizer/"))
         run.step = meta["step"]
@@ -207,11 +211,12 @@ def check_batch_fits(config: TrainConfig, vocab_size: int) -> None:
 
 def run_training(config: TrainConfig, out: Path, *, resume: bool = False,
                  data_path: str | None = None, text: str | None = None,
-                 given: dict | None = None) -> dict:
+                 given: dict | None = None, workers: int = 1) -> dict:
     """Train to ``config.max_iters`` (or continue ``out/checkpoint.npz``), with a progress bar,
     metrics in ``out/metrics.jsonl``, checkpoints, a loss plot and a sample. ``given``: the
     options set on the command line; a resume takes up those in ``RESUMABLE_CHANGES`` and
-    refuses the others (without ``given``, a resume takes ``config.max_iters``)."""
+    refuses the others (without ``given``, a resume takes ``config.max_iters``). ``workers``:
+    threads that split each batch (``data_parallel.py``); the run is the same up to rounding."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     text = load_corpus(config.dataset, data_path) if text is None else text
@@ -222,19 +227,20 @@ def run_training(config: TrainConfig, out: Path, *, resume: bool = False,
     if resume:
         overrides = {"max_iters": config.max_iters} if given is None else {
             name: getattr(config, name) for name in given if name in RESUMABLE_CHANGES}
-        run = GPTTraining.load(checkpoint, train_ids, **overrides)
+        run = GPTTraining.load(checkpoint, train_ids, workers=workers, **overrides)
         refuse_changes_on_resume(given or {}, asdict(run.config), allowed=RESUMABLE_CHANGES,
                                  checkpoint=checkpoint)
         print(f"resumed from {checkpoint} at step {run.step}")
     else:
         get_batch(train_ids, 1, config.block_size, np.random.default_rng(0))  # long enough
         check_batch_fits(config, len(vocab))
-        run = GPTTraining(config, train_ids, vocab)
+        run = GPTTraining(config, train_ids, vocab, workers=workers)
     c = run.config
     tokens_per_step = c.batch_size * c.block_size
     print(f"GPT: {len(text):,} characters, vocabulary {len(vocab)}, "
           f"{run.model.num_parameters():,} parameters, {c.max_iters} steps of "
-          f"{tokens_per_step} tokens", flush=True)
+          f"{tokens_per_step} tokens" + (f", split across {workers} workers" if workers > 1
+                                         else ""), flush=True)
     started = time.perf_counter()
     train_seconds, session_steps, window, stopped = 0.0, 0, [], None
     log = resumed_metrics(out / "metrics.jsonl", lambda row: row["step"] <= run.step) \
@@ -277,6 +283,7 @@ def run_training(config: TrainConfig, out: Path, *, resume: bool = False,
             stopped = f"interrupted at step {run.step}"
             run.save(checkpoint)
         rows = log.rows
+    run.parallel.close()
     seconds = time.perf_counter() - started
     summary = {"val_loss": None, "steps": run.step, "stopped": stopped,
                "seconds": round(seconds, 1), "train_seconds": round(train_seconds, 1),

@@ -10,6 +10,11 @@ medians over the rounds of milliseconds per step (each the median of its timed s
 per second, the peak memory the steps added (over the process's size once the model is built and
 its libraries have started up: one step of a tiny model runs first), and NumPy / torch (the
 median of the rounds' ratios). Results: ``phase_06_torch_parity/notes/03_speed.md``.
+
+How each side uses N threads: torch as it comes, N intra-op threads that split each op. NumPy,
+by default (``--numpy-parallel workers``), as N data-parallel workers, each taking B/N of the
+batch with one BLAS thread (``phase_05_transformer_numpy/data_parallel.py``); with
+``--numpy-parallel blas``, one worker and an N-thread BLAS, which splits the matrix products only.
 """
 
 from __future__ import annotations
@@ -60,14 +65,16 @@ def _reset_peak_rss() -> None:
 START_UP = {"n_layer": 1, "n_head": 1, "n_embd": 8, "block_size": 4, "batch_size": 2}
 
 
-def _training_step(implementation: str, p: dict):
-    """(step(ids, targets) -> loss, batches): one full training step of the NumPy GPT or of its
-    torch twin (the same weights) for the sizes in ``p``, and four batches of random ids."""
+def _training_step(implementation: str, p: dict, workers: int = 1):
+    """(step(ids, targets) -> loss, batches): one full training step of the NumPy GPT (its
+    batch split across ``workers`` threads) or of its torch twin (the same weights) for the sizes
+    in ``p``, and four batches of random ids."""
     import numpy as np
     import torch
 
     from phase_01_nn.clipping import clip_grad_norm
     from phase_01_nn.optimizers import AdamW
+    from phase_05_transformer_numpy.data_parallel import DataParallel
     from phase_05_transformer_numpy.gpt import GPT, GPTConfig
     from phase_06_torch_parity.gpt_twin import twin_of
 
@@ -83,14 +90,13 @@ def _training_step(implementation: str, p: dict):
     if implementation == "numpy":
         params = model.parameters()
         optimizer = AdamW(params, no_decay=[n for n, v in params.items() if v.ndim < 2], **hyper)
+        parallel = DataParallel(model, workers)
 
         def step(ids, targets) -> float:
-            model.zero_grad()
-            _, loss = model.forward(ids, targets)
-            model.backward()
+            loss = parallel.loss_and_gradients(ids, targets)  # zero_grad, forward, backward
             clip_grad_norm(model.gradients(), 1.0)
             optimizer.step(model.gradients())
-            return float(loss)
+            return loss
 
         return step, batches
     twin = twin_of(model, torch.float32)
@@ -111,7 +117,8 @@ def _training_step(implementation: str, p: dict):
     return step, [tuple(torch.from_numpy(a) for a in batch) for batch in batches]
 
 
-def worker(implementation: str, preset: str, steps: int, warmup: int, threads: int) -> dict:
+def worker(implementation: str, preset: str, steps: int, warmup: int, threads: int,
+           workers: int = 1) -> dict:
     """Start the libraries up on a tiny model, build the preset's model, run ``warmup`` untimed
     and ``steps`` timed training steps, report."""
     import gc
@@ -129,7 +136,7 @@ def worker(implementation: str, preset: str, steps: int, warmup: int, threads: i
     del start_up, tiny
     gc.collect()
     p = PRESETS[preset]
-    step, batches = _training_step(implementation, p)
+    step, batches = _training_step(implementation, p, workers)
     _reset_peak_rss()
     before = _status_mib("VmRSS")
     for i in range(warmup):
@@ -143,14 +150,18 @@ def worker(implementation: str, preset: str, steps: int, warmup: int, threads: i
     return {"implementation": implementation, "preset": preset, "threads": threads,
             "ms_per_step": ms, "tokens_per_s": p["batch_size"] * p["block_size"] / ms * 1000,
             "peak_step_mib": _status_mib("VmHWM") - before, "first_loss": losses[0],
-            "last_loss": losses[-1], "steps": steps}
+            "last_loss": losses[-1], "steps": steps, "workers": workers}
 
 
-def run_worker(implementation: str, preset: str, steps: int, warmup: int, threads: int) -> dict:
-    env = dict(os.environ, **{name: str(threads) for name in THREAD_VARIABLES})
+def run_worker(implementation: str, preset: str, steps: int, warmup: int, threads: int,
+               numpy_parallel: str = "workers") -> dict:
+    """One worker process; with ``numpy_parallel="workers"``, the NumPy side's ``threads`` are
+    data-parallel workers of one BLAS thread each."""
+    workers = threads if implementation == "numpy" and numpy_parallel == "workers" else 1
+    env = dict(os.environ, **{name: str(threads // workers) for name in THREAD_VARIABLES})
     command = [sys.executable, "-m", "phase_06_torch_parity.bench", "--worker", implementation,
                "--preset", preset, "--steps", str(steps), "--warmup", str(warmup),
-               "--threads", str(threads)]
+               "--threads", str(threads), "--workers", str(workers)]
     done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"the {implementation} worker for {preset} failed:\n{done.stderr}")
@@ -158,7 +169,7 @@ def run_worker(implementation: str, preset: str, steps: int, warmup: int, thread
 
 
 def interleaved(presets: list[str], threads: list[int], rounds: int, steps: int,
-                warmup: int) -> list[dict]:
+                warmup: int, numpy_parallel: str = "workers") -> list[dict]:
     """Every (preset, threads) pair timed ``rounds`` times, NumPy and torch back to back (the
     order swapped each round), summarised as one row per (preset, threads, implementation)."""
     rows = []
@@ -167,7 +178,8 @@ def interleaved(presets: list[str], threads: list[int], rounds: int, steps: int,
             runs: dict[str, list[dict]] = {name: [] for name in IMPLEMENTATIONS}
             for r in range(rounds):
                 for implementation in IMPLEMENTATIONS[::1 if r % 2 == 0 else -1]:
-                    result = run_worker(implementation, preset, steps, warmup, n)
+                    result = run_worker(implementation, preset, steps, warmup, n,
+                                        numpy_parallel)
                     runs[implementation].append(result)
                     print(f"round {r + 1}/{rounds}: {implementation} on {preset}, {n} thread(s): "
                           f"{result['ms_per_step']:.1f} ms/step", file=sys.stderr, flush=True)
@@ -191,7 +203,9 @@ def table(results: list[dict]) -> str:
              "| NumPy / torch |", "|---|---|---|---:|---:|---:|---:|"]
     for r in results:
         ratio = "" if r.get("ratio") is None else f"{r['ratio']:.2f}x"
-        lines.append(f"| {r['preset']} | {r['implementation']} | {r['threads']} | "
+        threads = f"{r['threads']} ({r['workers']} workers)" if r.get("workers", 1) > 1 \
+            else str(r["threads"])
+        lines.append(f"| {r['preset']} | {r['implementation']} | {threads} | "
                      f"{r['ms_per_step']:.1f} | {r['tokens_per_s']:,.0f} | "
                      f"{r['peak_step_mib']:.0f} | {ratio} |")
     return "\n".join(lines)
@@ -216,17 +230,22 @@ def _main(argv: list[str]) -> int:
                         help="NumPy / torch pairs per case, interleaved (medians reported)")
     parser.add_argument("--out", type=Path, default=Path("runs/phase_06/bench"),
                         help="where the table (Markdown) and results (JSON) go")
+    parser.add_argument("--numpy-parallel", choices=("workers", "blas"), default="workers",
+                        help="how NumPy uses N threads: N data-parallel workers with one BLAS "
+                             "thread each (default), or one worker with an N-thread BLAS")
     parser.add_argument("--worker", choices=IMPLEMENTATIONS, help=argparse.SUPPRESS)
+    parser.add_argument("--workers", type=int, default=1, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.steps < 1 or args.warmup < 0 or min(args.threads) < 1 or args.rounds < 1:
         parser.error("--steps, --threads and --rounds must be >= 1, --warmup >= 0")
     if args.worker:
         print(json.dumps(worker(args.worker, args.preset, args.steps, args.warmup,
-                                args.threads[0])))
+                                args.threads[0], args.workers)))
         return 0
 
     presets = list(PRESETS) if args.preset == "all" else [args.preset]
-    results = interleaved(presets, args.threads, args.rounds, args.steps, args.warmup)
+    results = interleaved(presets, args.threads, args.rounds, args.steps, args.warmup,
+                          args.numpy_parallel)
     text = table(results)
     print(text)
     args.out.mkdir(parents=True, exist_ok=True)

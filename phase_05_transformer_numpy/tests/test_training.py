@@ -133,15 +133,20 @@ def test_presets_and_overrides():
         TrainConfig(max_iters=10, warmup_iters=20)
 
 
-def test_command_trains_resumes_and_samples(tmp_path, monkeypatch, capsys):
+def tiny_command(tmp_path, monkeypatch) -> list[str]:
+    """The options of a tiny run of the command on ``TEXT``, writing to ``tmp_path / "run"``."""
     for variable in VARIABLES:  # main() sets them; monkeypatch restores them afterwards
         monkeypatch.setenv(variable, "1")
     corpus = tmp_path / "corpus.txt"
     corpus.write_text(TEXT, encoding="utf-8")
+    return ["--preset", "tiny", "--data", str(corpus), "--out", str(tmp_path / "run"),
+            "--n-embd", "16", "--block-size", "8", "--eval-interval", "4", "--eval-iters", "1",
+            "--sample-chars", "10"]
+
+
+def test_command_trains_resumes_and_samples(tmp_path, monkeypatch, capsys):
+    options = tiny_command(tmp_path, monkeypatch)
     out = tmp_path / "run"
-    options = ["--preset", "tiny", "--data", str(corpus), "--out", str(out), "--n-embd", "16",
-               "--block-size", "8", "--eval-interval", "4", "--eval-iters", "1",
-               "--sample-chars", "10"]
     assert main([*options, "--max-iters", "4", "--warmup-iters", "1"]) == 0
     assert main([*options, "--max-iters", "8", "--warmup-iters", "1", "--resume"]) == 0
     printed = capsys.readouterr().out

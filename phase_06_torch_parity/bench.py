@@ -156,8 +156,11 @@ def worker(implementation: str, preset: str, steps: int, warmup: int, threads: i
 def run_worker(implementation: str, preset: str, steps: int, warmup: int, threads: int,
                numpy_parallel: str = "workers") -> dict:
     """One worker process; with ``numpy_parallel="workers"``, the NumPy side's ``threads`` are
-    data-parallel workers of one BLAS thread each."""
-    workers = threads if implementation == "numpy" and numpy_parallel == "workers" else 1
+    data-parallel workers of one BLAS thread each (at most one worker a sequence of the batch;
+    threads beyond that go to each worker's BLAS)."""
+    workers = 1
+    if implementation == "numpy" and numpy_parallel == "workers":
+        workers = min(threads, PRESETS[preset]["batch_size"])
     env = dict(os.environ, **{name: str(threads // workers) for name in THREAD_VARIABLES})
     command = [sys.executable, "-m", "phase_06_torch_parity.bench", "--worker", implementation,
                "--preset", preset, "--steps", str(steps), "--warmup", str(warmup),

@@ -35,3 +35,18 @@ def test_the_table_names_the_workers():
                         {**row, "implementation": "torch", "workers": 1, "ratio": None}])
     assert "| larger | numpy | 2 (2 workers) | 700.0 | 2,926 | 320 | 0.90x |" in text
     assert "| larger | torch | 2 | 700.0 |" in text
+
+
+def test_more_threads_than_sequences(tiny_preset, monkeypatch):
+    """16 threads on a batch of 4: four workers of four BLAS threads each, not sixteen workers."""
+    seen = {}
+
+    def fake_run(command, env, **kwargs):
+        seen["workers"] = command[command.index("--workers") + 1]
+        seen["blas"] = env["OPENBLAS_NUM_THREADS"]
+        raise SystemExit  # stop before a process starts
+
+    monkeypatch.setattr(bench.subprocess, "run", fake_run)
+    with pytest.raises(SystemExit):
+        bench.run_worker("numpy", tiny_preset, steps=1, warmup=0, threads=16)
+    assert seen == {"workers": "4", "blas": "4"}

@@ -26,7 +26,7 @@ FUSED = True
 
 
 # "reassoc" lets the sum run as SIMD partial sums (another order of additions, in float64)
-@njit(cache=True, error_model="numpy", fastmath={"contract", "reassoc"})
+@njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract", "reassoc"})
 def _sum_of_squares_kernel(flat):
     total = 0.0
     for i in range(flat.size):

@@ -144,7 +144,7 @@ def _fusable(*arrays: np.ndarray) -> bool:
                for a in arrays)
 
 
-@njit(cache=True, error_model="numpy", fastmath={"contract"})
+@njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
 def _adam_kernel(param, grad, exp_avg, exp_avg_sq, step_size, inv_sqrt_bias2, beta1, beta2,
                  eps, keep, l2):
     """p *= keep (AdamW's decoupled decay, 1 - lr wd); g += l2 p (Adam's L2 decay); then

@@ -59,7 +59,6 @@ class DataParallel:
     """``loss_and_gradients(ids, targets)``: the model's gradients of the batch's mean loss,
     computed by ``workers`` threads on parts of the batch; returns the loss.
 
-    With ``workers=1`` it is the plain step: ``zero_grad``, ``forward``, ``backward`` on the model.
     Give each worker one BLAS thread (``OPENBLAS_NUM_THREADS=1``, the default of phase 5's
     commands): W workers with W BLAS threads each would ask for W * W cores.
     """
@@ -71,16 +70,19 @@ class DataParallel:
         self.replicas = [model] + [replicate(model) for _ in range(workers - 1)]
         self._pool = ThreadPoolExecutor(workers - 1, thread_name_prefix="tfs-worker") \
             if workers > 1 else None
+        # found once: each replica's modules beside the model's, and the model's dropout
+        # generator (None without dropout)
+        self._twins = [[(m, t) for (_, m), (_, t) in zip(model.named_modules(),
+                                                         replica.named_modules(), strict=True)]
+                       for replica in self.replicas[1:]]
+        dropouts = [m for _, m in model.named_modules() if isinstance(m, Dropout) and m.p > 0]
+        self._dropout_rng = dropouts[0].rng if dropouts else None
 
     def loss_and_gradients(self, ids, targets) -> float:
         """Zero the model's gradients, then fill them with those of the mean loss over
-        (ids, targets), (B, T) each; returns that loss as a float."""
+        (ids, targets), (B, T) each; returns that loss as a float. One worker: the plain step,
+        ``zero_grad``, ``forward``, ``backward`` on the model."""
         ids, targets = np.asarray(ids), np.asarray(targets)
-        if self.workers == 1:
-            self.model.zero_grad()
-            _, loss = self.model.forward(ids, targets)
-            self.model.backward()
-            return float(loss)
         batch = ids.shape[0]
         if batch < self.workers:
             raise ValueError(f"a batch of {batch} sequences cannot be split across "
@@ -100,10 +102,11 @@ class DataParallel:
         others = [self._pool.submit(run, *part) for part in parts[1:]]
         loss = run(*parts[0])  # worker 0 is this thread
         loss += sum(future.result() for future in others)
-        gradients = self.model.gradients()
-        for replica in self.replicas[1:]:
-            for name, grad in replica.gradients().items():
-                gradients[name] += grad
+        if others:
+            gradients = self.model.gradients()
+            for replica in self.replicas[1:]:
+                for name, grad in replica.gradients().items():
+                    gradients[name] += grad
         return loss
 
     def _sync_replicas(self) -> None:
@@ -111,11 +114,10 @@ class DataParallel:
         seeded, every step, from the model's own (drawn here, in order): a run stays
         reproducible and resumable to the bit, all its randomness coming from the model's
         generator, whose state a checkpoint saves."""
-        own = [m for _, m in self.model.named_modules() if isinstance(m, Dropout) and m.p > 0]
-        for replica in self.replicas[1:]:
-            rng = np.random.default_rng(int(own[0].rng.integers(2**63))) if own else None
-            pairs = zip(self.model.named_modules(), replica.named_modules(), strict=True)
-            for (_, module), (_, twin) in pairs:
+        for twins in self._twins:
+            rng = None if self._dropout_rng is None else \
+                np.random.default_rng(int(self._dropout_rng.integers(2**63)))
+            for module, twin in twins:
                 twin.training = module.training
                 if rng is not None and isinstance(twin, Dropout):
                     twin.rng = rng

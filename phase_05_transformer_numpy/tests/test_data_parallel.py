@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from phase_00_math import erf
-from phase_01_nn import embedding
+from phase_01_nn import clipping, embedding, optimizers
 from phase_01_nn.command_line import UserError
 from phase_04_attention import layer_norm
 from phase_05_transformer_numpy.data_parallel import DataParallel, replicate, split_sizes
@@ -121,7 +121,8 @@ def test_workers_train_like_one():
 def test_the_step_kernels_release_the_interpreter_lock():
     kernels = [erf._x_normal_cdf_kernel, erf._x_normal_cdf_with_backward_kernel,
                layer_norm._layer_norm_kernel,
-               layer_norm._layer_norm_backward_kernel, embedding._add_rows]
+               layer_norm._layer_norm_backward_kernel, embedding._add_rows,
+               clipping._sum_of_squares_kernel, optimizers._adam_kernel]
     if not hasattr(kernels[0], "targetoptions"):
         pytest.skip("NUMBA_DISABLE_JIT=1: the kernels are plain Python functions")
     for kernel in kernels:

@@ -135,10 +135,17 @@ def test_the_float32_path_at_the_edges():
 
 def test_the_fitted_polynomial_is_the_fit_and_is_accurate():
     """The literal coefficients are what ``fit_erfc_polynomial`` gives, and t Q(t) exp(-z^2)
-    is within 1e-8 of erfc(z) relative on [0, ERFC_Z_MAX] in float64 (measured 6.2e-9)."""
-    np.testing.assert_allclose(fit_erfc_polynomial(), ERFC_POLYNOMIAL, rtol=0, atol=1e-9)
+    is within 1e-8 of erfc(z) relative on [0, ERFC_Z_MAX] in float64 (measured 6.2e-9).
+
+    "What the fit gives" is checked on the polynomial's values, not its coefficients: written in
+    powers of t (constant first), the degree-10 coefficients are ill-conditioned, and the same
+    fit run on another processor's LAPACK kernels (OpenBLAS's SkylakeX ones instead of its
+    Haswell ones) moved some of them by 4e-9 while the polynomial's values moved by 1e-15."""
     z = np.linspace(0.0, ERFC_Z_MAX, 100_001)
     t = 1.0 / (1.0 + z / 2.0)
+    literal = np.polynomial.polynomial.polyval(t, ERFC_POLYNOMIAL)
+    refitted = np.polynomial.polynomial.polyval(t, fit_erfc_polynomial())
+    assert np.max(np.abs(refitted / literal - 1.0)) < 1e-12
     fitted = t * np.polynomial.polynomial.polyval(t, ERFC_POLYNOMIAL) * np.exp(-z * z)
     exact = np.array([math.erfc(v) for v in z])
     assert np.max(np.abs(fitted / exact - 1.0)) < 1e-8

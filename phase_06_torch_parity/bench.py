@@ -201,6 +201,108 @@ def interleaved(presets: list[str], threads: list[int], rounds: int, steps: int,
     return rows
 
 
+def _cpu() -> dict:
+    """The processor's model name and vendor, from /proc/cpuinfo (Linux) or ``platform``."""
+    import platform
+
+    found = {"model": platform.processor() or platform.machine(), "vendor": "unknown"}
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name":
+                    found["model"] = value.strip()
+                elif key.strip() == "vendor_id":
+                    found["vendor"] = value.strip()
+                elif not line.strip():
+                    break  # the end of the first processor's block
+    except OSError:
+        pass
+    found["cores"] = os.cpu_count() or 1
+    return found
+
+
+def numpy_blas() -> dict:
+    """NumPy's BLAS as threadpoolctl finds it loaded in this process: its name (``openblas``,
+    ``mkl``, ...), version, and for OpenBLAS the kernel set it chose for this processor
+    (``Haswell``, ``SkylakeX``, ...) or that ``OPENBLAS_CORETYPE`` forced on it."""
+    import numpy as np
+    from threadpoolctl import threadpool_info
+
+    root = str(Path(np.__file__).resolve().parent.parent)
+    found = [i for i in threadpool_info() if i["user_api"] == "blas"]
+    mine = [i for i in found if str(Path(i["filepath"]).resolve()).startswith(root)] or found
+    if not mine:
+        return {"blas": "unknown", "blas_version": None, "kernel": None}
+    return {"blas": mine[0]["internal_api"], "blas_version": mine[0].get("version"),
+            "kernel": mine[0].get("architecture")}
+
+
+def torch_blas() -> dict:
+    """The BLAS torch was built with (``BLAS_INFO``; MKL's version if it is MKL) and the vector
+    instruction set its own kernels dispatch to (``AVX512``, ``AVX2``, ...)."""
+    import re
+
+    import torch
+
+    config = torch.__config__.show()
+    blas = re.search(r"BLAS_INFO=(\w+)", config)
+    mkl = re.search(r"Math Kernel Library Version ([\d.]+)", config)
+    return {"blas": blas.group(1) if blas else "unknown",
+            "blas_version": mkl.group(1) if mkl else None,
+            "capability": torch.backends.cpu.get_cpu_capability()}
+
+
+def libraries() -> dict:
+    """What the two sides compute with: the CPU, NumPy's BLAS, torch's BLAS, and (when
+    ``OPENBLAS_CORETYPE`` is set) the kernel set NumPy's OpenBLAS would choose without it."""
+    import numpy as np
+    import torch
+
+    found = {"cpu": _cpu(), "numpy": {"version": np.__version__, **numpy_blas()},
+             "torch": {"version": torch.__version__, **torch_blas()},
+             "numpy_kernel_unforced": None}
+    if os.environ.get("OPENBLAS_CORETYPE") and found["numpy"]["blas"] == "openblas":
+        env = {k: v for k, v in os.environ.items() if k not in FORCING_VARIABLES}
+        probe = [sys.executable, "-c", "import json; from phase_06_torch_parity.bench import "
+                 "numpy_blas; print(json.dumps(numpy_blas()))"]
+        done = subprocess.run(probe, env=env, capture_output=True, text=True, check=False)
+        if done.returncode == 0:
+            found["numpy_kernel_unforced"] = json.loads(done.stdout.splitlines()[-1])["kernel"]
+    return found
+
+
+FORCING_VARIABLES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+
+
+def describe(found: dict, env: dict | None = None) -> list[str]:
+    """Lines for under the table: the CPU and both sides' BLAS, then a warning where either
+    library is not running the code it would choose for this processor."""
+    env = os.environ if env is None else env
+    cpu, mine, theirs = found["cpu"], found["numpy"], found["torch"]
+    kernel = f", {mine['kernel']} kernels" if mine.get("kernel") else ""
+    lines = [f"CPU: {cpu['model']} ({cpu['vendor']}, {cpu['cores']} cores)",
+             f"NumPy {mine['version']}: {mine['blas']} {mine['blas_version'] or ''}"
+             f"{kernel}".replace(" ,", ","),
+             f"torch {theirs['version']}: {theirs['blas']} {theirs['blas_version'] or ''}, "
+             f"its own kernels: {theirs['capability']}".replace(" ,", ",")]
+    forced = env.get("OPENBLAS_CORETYPE")
+    unforced = found.get("numpy_kernel_unforced")
+    if forced and mine["blas"] == "openblas" and unforced and unforced != mine.get("kernel"):
+        lines.append(
+            f"note: OPENBLAS_CORETYPE={forced} is set, so NumPy's OpenBLAS runs its "
+            f"{mine.get('kernel')} kernels, not the {unforced} ones it would choose here: the "
+            f"NumPy side is slower than it need be. To time it as it comes: env -u "
+            f"OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python -m phase_06_torch_parity.bench")
+    if theirs["blas"] == "mkl" and cpu["vendor"] not in ("GenuineIntel", "unknown"):
+        lines.append(
+            f"note: torch's BLAS is MKL on this {cpu['vendor']} processor, where MKL takes a "
+            f"slower code path than on an Intel one: the torch side's matrix products are "
+            f"slower than this CPU allows (phase_06_torch_parity/notes/03_speed.md, 'Which "
+            f"BLAS runs')")
+    return lines
+
+
 def table(results: list[dict]) -> str:
     lines = ["| preset | implementation | threads | ms / step | tokens / s | peak MiB added "
              "| NumPy / torch |", "|---|---|---|---:|---:|---:|---:|"]
@@ -246,14 +348,17 @@ def _main(argv: list[str]) -> int:
                                 args.threads[0], args.workers)))
         return 0
 
+    found = libraries()
+    print("\n".join(describe(found)), file=sys.stderr, flush=True)
     presets = list(PRESETS) if args.preset == "all" else [args.preset]
     results = interleaved(presets, args.threads, args.rounds, args.steps, args.warmup,
                           args.numpy_parallel)
-    text = table(results)
+    text = table(results) + "\n\n" + "\n".join(describe(found))
     print(text)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "bench.md").write_text(text + "\n")
-    (args.out / "bench.json").write_text(json.dumps(results, indent=2) + "\n")
+    (args.out / "bench.json").write_text(json.dumps({"libraries": found, "results": results},
+                                                    indent=2) + "\n")
     print(f"\nwritten to {args.out}/bench.md and bench.json", file=sys.stderr)
     return 0
 

@@ -50,3 +50,47 @@ def test_more_threads_than_sequences(tiny_preset, monkeypatch):
     with pytest.raises(SystemExit):
         bench.run_worker("numpy", tiny_preset, steps=1, warmup=0, threads=16)
     assert seen == {"workers": "4", "blas": "4"}
+
+
+FOUND = {"cpu": {"model": "a test CPU", "vendor": "GenuineIntel", "cores": 2},
+         "numpy": {"version": "2.4.6", "blas": "openblas", "blas_version": "0.3.31",
+                   "kernel": "SkylakeX"},
+         "torch": {"version": "2.13.0", "blas": "mkl", "blas_version": "2024.2",
+                   "capability": "AVX512"},
+         "numpy_kernel_unforced": None}
+
+
+def test_the_libraries_are_named_under_the_table():
+    lines = bench.describe(FOUND, env={})
+    assert lines == ["CPU: a test CPU (GenuineIntel, 2 cores)",
+                     "NumPy 2.4.6: openblas 0.3.31, SkylakeX kernels",
+                     "torch 2.13.0: mkl 2024.2, its own kernels: AVX512"]
+
+
+def test_a_forced_openblas_kernel_is_flagged_with_the_command_to_time_it_unforced():
+    forced = {**FOUND, "numpy": {**FOUND["numpy"], "kernel": "Haswell"},
+              "numpy_kernel_unforced": "SkylakeX"}
+    notes = bench.describe(forced, env={"OPENBLAS_CORETYPE": "Haswell"})[3:]
+    assert len(notes) == 1
+    assert "runs its Haswell kernels, not the SkylakeX ones" in notes[0]
+    assert "env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python -m" in notes[0]
+    # forced to what it would choose anyway: nothing to say
+    same = {**FOUND, "numpy_kernel_unforced": "SkylakeX"}
+    assert bench.describe(same, env={"OPENBLAS_CORETYPE": "SkylakeX"})[3:] == []
+
+
+def test_mkl_off_intel_is_flagged():
+    amd = {**FOUND, "cpu": {**FOUND["cpu"], "vendor": "AuthenticAMD"}}
+    notes = bench.describe(amd, env={})[3:]
+    assert len(notes) == 1 and "MKL on this AuthenticAMD processor" in notes[0]
+    openblas_torch = {**amd, "torch": {**FOUND["torch"], "blas": "open", "blas_version": None}}
+    assert bench.describe(openblas_torch, env={})[3:] == []
+
+
+def test_this_process_libraries_are_found():
+    """NumPy's BLAS through threadpoolctl, torch's from its build configuration."""
+    found = bench.libraries()
+    assert found["numpy"]["blas"] in ("openblas", "mkl", "blis", "accelerate", "unknown")
+    assert found["numpy"]["blas"] != "unknown", "threadpoolctl found no BLAS loaded by NumPy"
+    assert found["torch"]["capability"]
+    assert len(bench.describe(found)) >= 3

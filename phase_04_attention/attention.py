@@ -14,6 +14,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from phase_01_nn.linear import matmul_rows
 from phase_01_nn.module import Module
 
 
@@ -352,13 +353,13 @@ def multi_head_self_attention_forward(
     """
     d = _split_heads_shapes(x, w_qkv, w_o, n_head)
     b, t, c = x.shape
-    qkv = x @ w_qkv
+    qkv = matmul_rows(x, w_qkv)
     if b_qkv is not None:
         qkv += b_qkv
     q, k, v = qkv.reshape(b, t, 3, n_head, d).transpose(2, 0, 3, 1, 4)  # each (B, H, T, D)
     heads, attention = scaled_dot_product_attention_forward(q, k, v, mask=mask, causal=causal,
                                                             keep_weights=False)
-    y = _merge_heads(heads) @ w_o
+    y = matmul_rows(_merge_heads(heads), w_o)
     if b_o is not None:
         y += b_o
     # the merged heads are not kept: the backward merges the output in the attention's cache again
@@ -379,7 +380,7 @@ def multi_head_self_attention_backward(dy: np.ndarray, cache):
     dy2 = dy.reshape(-1, c)
     dw_o = _merge_heads(attention.y).reshape(-1, c).T @ dy2
     db_o = dy2.sum(axis=0) if has_b_o else None
-    d_heads = (dy @ w_o.T).reshape(b, t, n_head, d).transpose(0, 2, 1, 3)
+    d_heads = matmul_rows(dy, w_o.T).reshape(b, t, n_head, d).transpose(0, 2, 1, 3)
     dq, dk, dv = scaled_dot_product_attention_backward(d_heads, attention)
     d_qkv = np.empty((b, t, 3, n_head, d), dtype=dq.dtype)  # GPT-2's [q | k | v] columns
     for i, grad in enumerate((dq, dk, dv)):

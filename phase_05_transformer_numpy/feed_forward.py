@@ -11,7 +11,7 @@ import numpy as np
 
 from phase_00_math.erf import x_normal_cdf_float32, x_normal_cdf_with_backward_float32
 from phase_01_nn.activations import gelu_backward, gelu_forward
-from phase_01_nn.linear import linear_backward, linear_forward
+from phase_01_nn.linear import linear_backward, linear_forward, matmul_rows
 from phase_01_nn.module import Module
 
 
@@ -65,7 +65,7 @@ def _fused_backward(dout, hidden, w_proj, has_b_proj):
     multiplies that gradient in place by the GELU's derivative, one exponential per element for
     both (``x_normal_cdf_with_backward_float32``); then the projection's weight and bias
     gradients, as ``linear_backward`` takes them."""
-    dactivated = dout @ w_proj.T
+    dactivated = matmul_rows(dout, w_proj.T)
     activated = x_normal_cdf_with_backward_float32(hidden, dactivated)  # dactivated -> dhidden
     rows = dout.reshape(-1, dout.shape[-1])
     dw_proj = activated.reshape(-1, activated.shape[-1]).T @ rows

@@ -4,7 +4,7 @@ from hypothesis import given
 
 from phase_00_math.gradcheck import check_gradients
 from phase_00_math.strategies import seeds, shapes, sizes
-from phase_01_nn.linear import Linear, linear_backward, linear_forward
+from phase_01_nn.linear import Linear, linear_backward, linear_forward, matmul_rows
 from phase_01_nn.module import check_module_gradients
 
 
@@ -67,3 +67,17 @@ def test_module_gradients_and_accumulation():
 def test_unknown_init_fails():
     with pytest.raises(ValueError, match="unknown init 'orthogonal'"):
         Linear(2, 2, rng=np.random.default_rng(0), init="orthogonal")
+
+
+@given(lead=shapes(min_dims=0, max_dims=3), d=sizes(), m=sizes(), seed=seeds())
+def test_matmul_rows_is_matmul(lead, d, m, seed):
+    """One product of all the rows gives a @ w for any leading dimensions (none included), and
+    for a non-contiguous ``a`` (a transposed view, reshaped by a copy)."""
+    rng = np.random.default_rng(seed)
+    a = rng.standard_normal((*lead, d))
+    w = rng.standard_normal((d, m))
+    np.testing.assert_allclose(matmul_rows(a, w), a @ w, rtol=1e-12, atol=1e-12)
+    assert matmul_rows(a, w).shape == (*lead, m)
+    if a.ndim >= 3:
+        view = np.swapaxes(a, 0, 1)
+        np.testing.assert_allclose(matmul_rows(view, w), view @ w, rtol=1e-12, atol=1e-12)

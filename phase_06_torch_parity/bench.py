@@ -9,7 +9,10 @@ round), so that a machine shared with other jobs slows both alike. Prints a tabl
 medians over the rounds of milliseconds per step (each the median of its timed steps), tokens
 per second, the peak memory the steps added (over the process's size once the model is built and
 its libraries have started up: one step of a tiny model runs first), and NumPy / torch (the
-median of the rounds' ratios). Results: ``phase_06_torch_parity/notes/03_speed.md``.
+median of the rounds' ratios). Under the table: the CPU, NumPy's BLAS and the kernel set it
+runs, torch's BLAS, and a warning where either is held off its fastest code for this processor
+(a ratio holds for one pair of libraries on one processor). Results:
+``phase_06_torch_parity/notes/03_speed.md``.
 
 How each side uses N threads: torch as it comes, N intra-op threads that split each op. NumPy,
 by default (``--numpy-parallel workers``), as N data-parallel workers, each taking B/N of the

@@ -306,16 +306,37 @@ def describe(found: dict, env: dict | None = None) -> list[str]:
     return lines
 
 
+# Issue 25's goals: NumPy's step time over torch's at most this, at every thread count, and a
+# step that adds no more peak memory than torch's.
+GOALS = {"shakespeare-char": 0.8, "larger": 1.0}
+
+
+def verdict(row: dict, torch_row: dict | None) -> str:
+    """The goal column of a NumPy row: each goal, and whether this run met it."""
+    parts = []
+    goal = GOALS.get(row["preset"])
+    if goal is not None and row.get("ratio") is not None:
+        parts.append(f"time <= {goal:.1f}x: {'met' if row['ratio'] <= goal else 'missed'}")
+    if torch_row is not None:
+        met = row["peak_step_mib"] <= torch_row["peak_step_mib"]
+        parts.append(f"memory <= torch's: {'met' if met else 'missed'}")
+    return "; ".join(parts)
+
+
 def table(results: list[dict]) -> str:
     lines = ["| preset | implementation | threads | ms / step | tokens / s | peak MiB added "
-             "| NumPy / torch |", "|---|---|---|---:|---:|---:|---:|"]
+             "| NumPy / torch | goal |", "|---|---|---|---:|---:|---:|---:|---|"]
+    torch_rows = {(r["preset"], r["threads"]): r for r in results
+                  if r["implementation"] == "torch"}
     for r in results:
         ratio = "" if r.get("ratio") is None else f"{r['ratio']:.2f}x"
         threads = f"{r['threads']} ({r['workers']} workers)" if r.get("workers", 1) > 1 \
             else str(r["threads"])
+        goal = verdict(r, torch_rows.get((r["preset"], r["threads"]))) \
+            if r["implementation"] == "numpy" else ""
         lines.append(f"| {r['preset']} | {r['implementation']} | {threads} | "
                      f"{r['ms_per_step']:.1f} | {r['tokens_per_s']:,.0f} | "
-                     f"{r['peak_step_mib']:.0f} | {ratio} |")
+                     f"{r['peak_step_mib']:.0f} | {ratio} | {goal} |")
     return "\n".join(lines)
 
 

@@ -33,8 +33,20 @@ def test_the_table_names_the_workers():
            "peak_step_mib": 320.0}
     text = bench.table([{**row, "implementation": "numpy", "workers": 2, "ratio": 0.9},
                         {**row, "implementation": "torch", "workers": 1, "ratio": None}])
-    assert "| larger | numpy | 2 (2 workers) | 700.0 | 2,926 | 320 | 0.90x |" in text
-    assert "| larger | torch | 2 | 700.0 |" in text
+    assert ("| larger | numpy | 2 (2 workers) | 700.0 | 2,926 | 320 | 0.90x | time <= 1.0x: met; "
+            "memory <= torch's: met |") in text
+    assert "| larger | torch | 2 | 700.0 | 2,926 | 320 |  |  |" in text
+
+
+def test_the_goal_column_says_missed_when_missed():
+    numpy_row = {"preset": "shakespeare-char", "threads": 1, "implementation": "numpy",
+                 "ratio": 1.3, "peak_step_mib": 40.0}
+    torch_row = {**numpy_row, "implementation": "torch", "ratio": None, "peak_step_mib": 39.0}
+    assert bench.verdict(numpy_row, torch_row) == ("time <= 0.8x: missed; "
+                                                   "memory <= torch's: missed")
+    assert bench.verdict({**numpy_row, "ratio": 0.8, "peak_step_mib": 39.0}, torch_row) == (
+        "time <= 0.8x: met; memory <= torch's: met")
+    assert bench.verdict({**numpy_row, "preset": "tiny-test"}, None) == ""
 
 
 def test_more_threads_than_sequences(tiny_preset, monkeypatch):

@@ -256,6 +256,9 @@ def torch_blas() -> dict:
             "capability": torch.backends.cpu.get_cpu_capability()}
 
 
+FORCING_VARIABLES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")  # the workplace's shell sets both
+
+
 def libraries() -> dict:
     """What the two sides compute with: the CPU, NumPy's BLAS, torch's BLAS, and (when
     ``OPENBLAS_CORETYPE`` is set) the kernel set NumPy's OpenBLAS would choose without it."""
@@ -275,20 +278,18 @@ def libraries() -> dict:
     return found
 
 
-FORCING_VARIABLES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
-
-
 def describe(found: dict, env: dict | None = None) -> list[str]:
     """Lines for under the table: the CPU and both sides' BLAS, then a warning where either
     library is not running the code it would choose for this processor."""
     env = os.environ if env is None else env
     cpu, mine, theirs = found["cpu"], found["numpy"], found["torch"]
+    numpy_blas_name = " ".join(filter(None, (mine["blas"], mine["blas_version"])))
+    torch_blas_name = " ".join(filter(None, (theirs["blas"], theirs["blas_version"])))
     kernel = f", {mine['kernel']} kernels" if mine.get("kernel") else ""
     lines = [f"CPU: {cpu['model']} ({cpu['vendor']}, {cpu['cores']} cores)",
-             f"NumPy {mine['version']}: {mine['blas']} {mine['blas_version'] or ''}"
-             f"{kernel}".replace(" ,", ","),
-             f"torch {theirs['version']}: {theirs['blas']} {theirs['blas_version'] or ''}, "
-             f"its own kernels: {theirs['capability']}".replace(" ,", ",")]
+             f"NumPy {mine['version']}: {numpy_blas_name}{kernel}",
+             f"torch {theirs['version']}: {torch_blas_name}, its own kernels: "
+             f"{theirs['capability']}"]
     forced = env.get("OPENBLAS_CORETYPE")
     unforced = found.get("numpy_kernel_unforced")
     if forced and mine["blas"] == "openblas" and unforced and unforced != mine.get("kernel"):

@@ -232,9 +232,10 @@ def numpy_blas() -> dict:
     import numpy as np
     from threadpoolctl import threadpool_info
 
-    root = str(Path(np.__file__).resolve().parent.parent)
+    package = Path(np.__file__).resolve().parent  # wheels keep the library in numpy.libs beside it
+    own = (str(package), str(package.with_name("numpy.libs")))
     found = [i for i in threadpool_info() if i["user_api"] == "blas"]
-    mine = [i for i in found if str(Path(i["filepath"]).resolve()).startswith(root)] or found
+    mine = [i for i in found if str(Path(i["filepath"]).resolve()).startswith(own)] or found
     if not mine:
         return {"blas": "unknown", "blas_version": None, "kernel": None}
     return {"blas": mine[0]["internal_api"], "blas_version": mine[0].get("version"),
@@ -374,11 +375,12 @@ def _main(argv: list[str]) -> int:
         return 0
 
     found = libraries()
-    print("\n".join(describe(found)), file=sys.stderr, flush=True)
+    about = "\n".join(describe(found))
+    print(about, file=sys.stderr, flush=True)
     presets = list(PRESETS) if args.preset == "all" else [args.preset]
     results = interleaved(presets, args.threads, args.rounds, args.steps, args.warmup,
                           args.numpy_parallel)
-    text = table(results) + "\n\n" + "\n".join(describe(found))
+    text = table(results) + "\n\n" + about
     print(text)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "bench.md").write_text(text + "\n")
